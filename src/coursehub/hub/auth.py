@@ -1,0 +1,46 @@
+"""Authenticators that let in exactly the people of the site file.
+
+Roles and course membership come from the site file (through the Plan and the
+hub's groups), never from what a person types at the login form.
+"""
+
+from __future__ import annotations
+
+from firstuseauthenticator import FirstUseAuthenticator
+from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
+from traitlets import Set
+
+
+class _SiteOnly:
+    """Only the site file's people may log in; names outside it are refused
+    before anything about them is stored."""
+
+    site_people = Set(
+        help="Everyone the site file allows to log in (admins and people).",
+    ).tag(config=True)
+
+    def check_allowed(self, username, authentication=None):
+        return username in self.site_people
+
+
+class CourseFirstUseAuthenticator(_SiteOnly, FirstUseAuthenticator):
+    """FirstUseAuthenticator limited to the site file's people: the first login
+    of a listed person sets their password; nobody else can claim a name."""
+
+    async def authenticate(self, handler, data):
+        username = self.normalize_username(data.get("username", ""))
+        if username not in self.site_people:
+            self.log.warning("Refused login for %r: not in the site file", username)
+            return None
+        return await super().authenticate(handler, data)
+
+
+class CourseSharedPasswordAuthenticator(_SiteOnly, SharedPasswordAuthenticator):
+    """The demo's shared password, limited to the site file's people."""
+
+    async def authenticate(self, handler, data):
+        username = self.normalize_username(data.get("username", ""))
+        if username not in self.site_people:
+            self.log.warning("Refused login for %r: not in the site file", username)
+            return None
+        return await super().authenticate(handler, data)

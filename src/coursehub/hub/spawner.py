@@ -1,0 +1,104 @@
+"""A spawner for local processes that takes everything from the Plan.
+
+Each person's server runs under the uid the Plan gives them (users are not
+system users), in the environment of their role, with their home made before
+the server starts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from subprocess import STDOUT
+
+from jupyterhub.spawner import LocalProcessSpawner
+from traitlets import Unicode
+
+from ..folders import make_home
+from ..plan import Plan
+from ..runas import account_env, demote, find_nss_wrapper
+
+_plans: dict[str, tuple[float, Plan]] = {}
+
+
+def load_plan(path: str) -> Plan:
+    """The Plan at `path`, read again only when the file changed."""
+    mtime = os.stat(path).st_mtime
+    cached = _plans.get(path)
+    if cached is None or cached[0] != mtime:
+        cached = (mtime, Plan.from_json(Path(path).read_text()))
+        _plans[path] = cached
+    return cached[1]
+
+
+class CourseLocalSpawner(LocalProcessSpawner):
+    """Spawn a person's server as their own uid, in their role's environment."""
+
+    plan_file = Unicode(
+        help="Path of the Plan (plan.json) written by 'coursehub up'.",
+    ).tag(config=True)
+
+    user_env = Unicode(
+        help="""Python environment the servers run from (has jupyterhub-singleuser,
+        JupyterLab, nbgrader and coursehub). Every uid must be able to read it.""",
+    ).tag(config=True)
+
+    nss_wrapper = Unicode(
+        help="Path of libnss_wrapper.so, so that a uid with no account resolves to its name.",
+    ).tag(config=True)
+
+    log_dir = Unicode(
+        help="Folder for each server's log (coursehub's own, not readable by the person).",
+    ).tag(config=True)
+
+    @property
+    def plan(self) -> Plan:
+        return load_plan(self.plan_file)
+
+    def _person(self):
+        person = self.plan.people.get(self.user.name)
+        if person is None:
+            raise RuntimeError(
+                f"{self.user.name!r} is not in the site file; add them to 'people' "
+                "and run 'coursehub up' again"
+            )
+        return person
+
+    def make_preexec_fn(self, name):
+        plan = self.plan
+        account = plan.people[name].account if plan.isolated else None
+        return demote(account, cwd=plan.people[name].account.home)
+
+    def user_env(self, env):  # noqa: D102 - LocalProcessSpawner hook, no passwd lookup
+        plan = self.plan
+        person = self._person()
+        env.update(account_env(plan, person.account, self.nss_wrapper or find_nss_wrapper()))
+        env["JUPYTER_CONFIG_DIR"] = person.config_dir
+        env["JUPYTER_CONFIG_PATH"] = plan.paths.jupyter_config
+        env["PATH"] = f"{self.user_env_bin}:/usr/local/bin:/usr/bin:/bin"
+        env.pop("VIRTUAL_ENV", None)
+        env.pop("PYTHONPATH", None)
+        return env
+
+    @property
+    def user_env_bin(self) -> str:
+        return os.path.join(self.user_env, "bin")
+
+    async def start(self):
+        person = self._person()
+        home = make_home(self.plan, person.name)
+        self.notebook_dir = home
+        self.cmd = [os.path.join(self.user_env_bin, "jupyterhub-singleuser")]
+        if not self.default_url:
+            self.default_url = "/lab"
+        log = None
+        if self.log_dir:
+            os.makedirs(self.log_dir, mode=0o700, exist_ok=True)
+            log = open(os.path.join(self.log_dir, f"{person.name}.log"), "ab")  # noqa: SIM115
+            os.chmod(log.name, 0o600)
+            self.popen_kwargs = {**self.popen_kwargs, "stdout": log, "stderr": STDOUT}
+        try:
+            return await super().start()
+        finally:
+            if log is not None:
+                log.close()

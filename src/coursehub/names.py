@@ -1,0 +1,63 @@
+"""Rules for the names people write in a site file: course ids and usernames.
+
+A name becomes a hub user, a hub group, a service, a URL path, a folder and an
+entry in a passwd file, so it must be safe in all of them at once.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_USERNAME = 32  # the Linux limit for account names
+GRADER_PREFIX = "grader-"
+MAX_COURSE_ID = MAX_USERNAME - len(GRADER_PREFIX)  # grader-{course} must fit too
+
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_COURSE_ID = re.compile(r"^[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?$")
+
+RESERVED_USERNAMES = frozenset({"root", "nobody", "daemon", "jovyan", "admin", "coursehub"})
+
+
+def grader_account(course_id: str) -> str:
+    """The hub user and account that runs a course's grader server."""
+    return f"{GRADER_PREFIX}{course_id}"
+
+
+def username_problem(name: object) -> str | None:
+    """Why `name` cannot be a coursehub username, or None when it can."""
+    if not isinstance(name, str):
+        return f"must be a string, not {type(name).__name__}"
+    if not name:
+        return "must not be empty"
+    if len(name) > MAX_USERNAME:
+        return f"is {len(name)} characters long; use at most {MAX_USERNAME}"
+    if name != name.lower():
+        return f"has upper-case letters; write it as {name.lower()!r}"
+    if not _USERNAME.match(name) or ".." in name or name.endswith("."):
+        return (
+            "may only use a-z, 0-9, '.', '_' and '-', must start with a letter or digit, "
+            "and must not contain '..' or end with '.'"
+        )
+    if name.startswith(GRADER_PREFIX):
+        return f"starts with {GRADER_PREFIX!r}, which coursehub keeps for course grader accounts"
+    if name in RESERVED_USERNAMES:
+        return "is reserved; choose another name"
+    return None
+
+
+def course_id_problem(course_id: object) -> str | None:
+    """Why `course_id` cannot be a course id, or None when it can."""
+    if not isinstance(course_id, str):
+        return f"must be a string, not {type(course_id).__name__}"
+    if not course_id:
+        return "must not be empty"
+    if len(course_id) > MAX_COURSE_ID:
+        return f"is {len(course_id)} characters long; use at most {MAX_COURSE_ID}"
+    if course_id != course_id.lower():
+        return f"has upper-case letters; write it as {course_id.lower()!r}"
+    if not _COURSE_ID.match(course_id):
+        return (
+            "may only use a-z, 0-9, '_' and '-', and must start and end with a letter or digit "
+            "(it becomes a URL path, a folder and a hub group)"
+        )
+    return None

@@ -1,0 +1,584 @@
+"""derive(site) -> Plan: every decision coursehub makes, in one pure step.
+
+Users, groups, roles and scopes, services and ports, uids and gids, folders
+with owners and modes, the three nbgrader config layers and the extension set
+per role are all decided here, with no I/O, so the security model is decided
+once and tested once. Targets only render and run a Plan.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .ids import COURSE_GID_BASE, GRADER_PORT_OFFSET, GRADER_UID_BASE, Ids, allocate
+from .names import grader_account
+from .site import Site
+
+ROOT = 0
+SERVICE_NAME = "coursehub"  # the automation service coursehub itself uses
+
+# Environments a person's server can have, from the POC's extension table.
+STUDENT, INSTRUCTOR, STANDARD, GRADER = "student", "instructor", "standard", "grader"
+
+_SERVER_EXTENSIONS = {
+    "assignment_list": "nbgrader.server_extensions.assignment_list",
+    "course_list": "nbgrader.server_extensions.course_list",
+    "formgrader": "nbgrader.server_extensions.formgrader",
+    "validate_assignment": "nbgrader.server_extensions.validate_assignment",
+}
+_LAB_PLUGINS = {
+    "assignment_list": "@jupyter/nbgrader:assignment-list",
+    "course_list": "@jupyter/nbgrader:course-list",
+    "formgrader": "@jupyter/nbgrader:formgrader",
+    "create_assignment": "@jupyter/nbgrader:create-assignment",
+    "validate_assignment": "@jupyter/nbgrader:validate-assignment",
+}
+# What each environment gets (anything not listed is off, on the server and in Lab).
+EXTENSIONS: dict[str, frozenset[str]] = {
+    STUDENT: frozenset({"assignment_list", "validate_assignment"}),
+    INSTRUCTOR: frozenset({"assignment_list", "course_list", "validate_assignment"}),
+    GRADER: frozenset({"create_assignment", "formgrader", "validate_assignment"}),
+    STANDARD: frozenset(),
+}
+
+
+@dataclass(frozen=True)
+class Account:
+    """An OS identity a server runs as. Users are not system users: the uid is ours."""
+
+    name: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    home: str
+
+
+@dataclass(frozen=True)
+class Folder:
+    path: str
+    uid: int
+    gid: int
+    mode: int
+    why: str
+
+
+@dataclass(frozen=True)
+class File:
+    path: str
+    content: str
+    uid: int
+    gid: int
+    mode: int
+    overwrite: bool = True  # False: written once, then the course's own
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    description: str
+    scopes: tuple[str, ...]
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()
+
+    def to_hub(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    account: Account
+    admin: bool
+    courses: dict[str, str]  # course id -> "instructor" | "student"
+    environment: str
+    server_token_scopes: tuple[str, ...]
+    config_dir: str  # the read-only Jupyter config folder of their environment
+
+
+@dataclass(frozen=True)
+class GraderService:
+    """The course's shared grader notebook: a hub service named exactly as the course."""
+
+    course_id: str
+    title: str
+    account: Account
+    port: int
+    url: str
+    prefix: str
+    course_root: str
+    config_dir: str
+    oauth_client_id: str
+    instructors: tuple[str, ...]
+    students: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Ports:
+    public: int
+    proxy_api: int
+    hub: int
+
+
+@dataclass(frozen=True)
+class Paths:
+    data_dir: str
+    secrets: str
+    state: str
+    logs: str
+    run: str
+    etc: str
+    homes: str
+    graders: str
+    exchange: str
+    jupyter_config: str  # JUPYTER_CONFIG_PATH for every server: nbgrader layer 1
+    passwd: str
+    group: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    org: str
+    ip: str
+    base_url: str
+    isolated: bool  # True: every account has its own uid (coursehub runs as root)
+    ports: Ports
+    paths: Paths
+    auth: dict[str, Any]
+    admins: tuple[str, ...]
+    people: dict[str, Person]
+    courses: dict[str, GraderService]
+    groups: dict[str, tuple[str, ...]]
+    roles: tuple[Role, ...]
+    folders: tuple[Folder, ...]
+    files: tuple[File, ...]
+    extensions: dict[str, dict[str, Any]]
+    ids: Ids = field(default_factory=Ids)
+
+    @property
+    def hub_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.hub}{self.base_url}"
+
+    @property
+    def public_url(self) -> str:
+        host = "127.0.0.1" if self.ip in ("", "0.0.0.0") else self.ip
+        return f"http://{host}:{self.ports.public}{self.base_url}"
+
+    @property
+    def hub_api_url(self) -> str:
+        return f"{self.hub_url}hub/api"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+    def home_folder(self, name: str) -> Folder:
+        """A person's home, made before their server starts (they are not system users)."""
+        a = self.people[name].account
+        return Folder(a.home, a.uid, a.gid, 0o700, f"home of {name}: nobody else may read it")
+
+    def passwd_file(self, account: str) -> str:
+        """The passwd file a server of `account` resolves its own uid with.
+
+        Isolated, one file names every uid. Otherwise every server shares one uid,
+        so each account gets a file of its own that maps that uid to its name
+        (nbgrader files a submission under the name its uid resolves to).
+        """
+        if self.isolated:
+            return self.paths.passwd
+        return f"{self.paths.etc}/nss/{account}.passwd"
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        data = json.loads(text)
+
+        def account(a: dict[str, Any]) -> Account:
+            return Account(**{**a, "groups": tuple(a["groups"])})
+
+        return cls(
+            org=data["org"],
+            ip=data["ip"],
+            base_url=data["base_url"],
+            isolated=data["isolated"],
+            ports=Ports(**data["ports"]),
+            paths=Paths(**data["paths"]),
+            auth=data["auth"],
+            admins=tuple(data["admins"]),
+            people={
+                n: Person(
+                    **{
+                        **p,
+                        "account": account(p["account"]),
+                        "server_token_scopes": tuple(p["server_token_scopes"]),
+                    }
+                )
+                for n, p in data["people"].items()
+            },
+            courses={
+                c: GraderService(
+                    **{
+                        **g,
+                        "account": account(g["account"]),
+                        "instructors": tuple(g["instructors"]),
+                        "students": tuple(g["students"]),
+                    }
+                )
+                for c, g in data["courses"].items()
+            },
+            groups={k: tuple(v) for k, v in data["groups"].items()},
+            roles=tuple(Role(**{k: tuple(v) if isinstance(v, list) else v for k, v in r.items()}) for r in data["roles"]),
+            folders=tuple(Folder(**f) for f in data["folders"]),
+            files=tuple(File(**f) for f in data["files"]),
+            extensions=data["extensions"],
+            ids=Ids(**data["ids"]),
+        )
+
+    # Names the hub and the targets share.
+    def grader_env(self, course_id: str) -> dict[str, str]:
+        """The grader server's environment, without its token (that is a secret)."""
+        g = self.courses[course_id]
+        return {
+            "JUPYTERHUB_SERVICE_NAME": course_id,
+            "JUPYTERHUB_CLIENT_ID": g.oauth_client_id,
+            "JUPYTERHUB_USER": g.account.name,
+            "JUPYTERHUB_API_URL": self.hub_api_url,
+            "JUPYTERHUB_BASE_URL": self.base_url,
+            "JUPYTERHUB_HOST": "",
+            "JUPYTERHUB_SERVICE_PREFIX": g.prefix,
+            "JUPYTERHUB_SERVICE_URL": g.url,
+            "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{g.prefix}oauth_callback",
+            "JUPYTERHUB_OAUTH_ACCESS_SCOPES": json.dumps([f"access:services!service={course_id}"]),
+            "JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES": json.dumps([]),
+            "JUPYTER_CONFIG_DIR": g.config_dir,
+            "JUPYTER_CONFIG_PATH": self.paths.jupyter_config,
+        }
+
+
+def formgrade_group(course_id: str) -> str:
+    return f"formgrade-{course_id}"
+
+
+def nbgrader_group(course_id: str) -> str:
+    return f"nbgrader-{course_id}"
+
+
+def _environment(roles: set[str]) -> str:
+    if INSTRUCTOR in roles:
+        return INSTRUCTOR
+    if STUDENT in roles:
+        return STUDENT
+    return STANDARD
+
+
+def extension_settings(environment: str) -> dict[str, Any]:
+    """Server extensions on/off and Lab plugins disabled for one environment."""
+    wanted = EXTENSIONS[environment]
+    return {
+        "jpserver_extensions": {mod: key in wanted for key, mod in _SERVER_EXTENSIONS.items()},
+        "disabled_lab_plugins": sorted(p for key, p in _LAB_PLUGINS.items() if key not in wanted),
+    }
+
+
+def _nbgrader_layer1(plan_paths: Paths, titles: dict[str, str]) -> str:
+    title_lines = "".join(f"#   {cid}: {title}\n" for cid, title in sorted(titles.items()))
+    return (
+        "# nbgrader, layer 1 of 3: read by every server (people and graders).\n"
+        "# Written by coursehub from the site file; edits are replaced on the next 'up'.\n"
+        "# It names no course: each person sees the courses of their hub groups.\n"
+        f"# Courses on this hub:\n{title_lines}"
+        "c = get_config()  # noqa: F821\n"
+        "c.Authenticator.plugin_class = 'nbgrader.auth.JupyterHubAuthPlugin'\n"
+        f"c.Exchange.root = {plan_paths.exchange!r}\n"
+        "c.Exchange.path_includes_course = True\n"
+        "c.ExchangeFactory.exchange = 'coursehub.exchange.CourseExchange'\n"
+        "c.ExchangeFactory.fetch_assignment = 'coursehub.exchange.CourseFetchAssignment'\n"
+        "c.ExchangeFactory.fetch_feedback = 'coursehub.exchange.CourseFetchFeedback'\n"
+        "c.ExchangeFactory.release_assignment = 'coursehub.exchange.CourseReleaseAssignment'\n"
+        "c.ExchangeFactory.release_feedback = 'coursehub.exchange.CourseReleaseFeedback'\n"
+        "c.ExchangeFactory.list = 'coursehub.exchange.CourseList'\n"
+        "c.ExchangeFactory.submit = 'coursehub.exchange.CourseSubmit'\n"
+        "c.ExchangeFactory.collect = 'coursehub.exchange.CourseCollect'\n"
+    )
+
+
+def _nbgrader_layer2(g: GraderService, grader_home: str) -> str:
+    return (
+        f"# nbgrader, layer 2 of 3: the grader account of course {g.course_id!r}.\n"
+        "# Written by coursehub; edits are replaced on the next 'up'.\n"
+        "c = get_config()  # noqa: F821\n"
+        f"c.CourseDirectory.root = {g.course_root!r}\n"
+        f"c.CourseDirectory.course_id = {g.course_id!r}\n"
+        f"c.NbGrader.logfile = {grader_home + '/.nbgrader.log'!r}\n"
+    )
+
+
+def _nbgrader_layer3(g: GraderService) -> str:
+    return (
+        f"# nbgrader, layer 3 of 3: how course {g.course_id!r} ({g.title}) is built and graded.\n"
+        "# Written once by coursehub; this file is the course's own: edit it freely.\n"
+        "c = get_config()  # noqa: F821\n"
+        f"c.CourseDirectory.course_id = {g.course_id!r}\n"
+        "# c.ClearSolutions.code_stub = {'python': '# YOUR CODE HERE\\nraise NotImplementedError()'}\n"
+        "# c.ClearSolutions.text_stub = 'YOUR ANSWER HERE'\n"
+    )
+
+
+def _passwd(accounts: list[Account]) -> str:
+    return "".join(
+        f"{a.name}:x:{a.uid}:{a.gid}:{a.name}:{a.home}:/bin/bash\n" for a in accounts
+    )
+
+
+def _group(accounts: list[Account], course_groups: dict[str, tuple[int, list[str]]]) -> str:
+    lines = [f"{a.name}:x:{a.gid}:\n" for a in accounts]
+    lines += [f"{name}:x:{gid}:{','.join(members)}\n" for name, (gid, members) in course_groups.items()]
+    return "".join(lines)
+
+
+def derive(site: Site, data_dir: str, *, isolated: bool, ids: Ids | None = None, owner: tuple[int, int] = (0, 0)) -> Plan:
+    """Turn a checked site into a Plan. Pure: reads and writes nothing.
+
+    data_dir must be absolute. isolated=True gives every account its own uid
+    (coursehub runs as root); otherwise every folder belongs to `owner`
+    (uid, gid), the account coursehub runs as.
+    """
+    if not data_dir.startswith("/"):
+        raise ValueError("data_dir must be an absolute path")
+    d = data_dir.rstrip("/")
+    paths = Paths(
+        data_dir=d,
+        secrets=f"{d}/secrets",
+        state=f"{d}/state",
+        logs=f"{d}/logs",
+        run=f"{d}/run",
+        etc=f"{d}/etc",
+        homes=f"{d}/homes",
+        graders=f"{d}/graders",
+        exchange=f"{d}/exchange",
+        jupyter_config=f"{d}/etc/jupyter",
+        passwd=f"{d}/etc/passwd",
+        group=f"{d}/etc/group",
+    )
+    ids = allocate(list(site.everyone), [c.id for c in site.courses], ids or Ids())
+    base = site.hub.base_url
+    ports = Ports(public=site.hub.port, proxy_api=site.hub.port + 1, hub=site.hub.port + 2)
+    root_uid, root_gid = (ROOT, ROOT) if isolated else owner
+
+    def account(name: str, uid: int, groups: tuple[int, ...], home: str) -> Account:
+        # Not isolated, every server really runs as coursehub's own account.
+        if not isolated:
+            return Account(name, owner[0], owner[1], (), home)
+        return Account(name, uid, uid, groups, home)
+
+    # Roles of each person per course.
+    course_roles: dict[str, dict[str, str]] = {name: {} for name in site.everyone}
+    for c in site.courses:
+        for name in c.instructors:
+            course_roles[name][c.id] = INSTRUCTOR
+        for name in c.students:
+            course_roles[name][c.id] = STUDENT
+
+    course_gid = {c.id: COURSE_GID_BASE + ids.courses[c.id] for c in site.courses}
+
+    # Grader services, one per course.
+    courses: dict[str, GraderService] = {}
+    for c in site.courses:
+        slot = ids.courses[c.id]
+        gname = grader_account(c.id)
+        uid = GRADER_UID_BASE + slot
+        home = f"{paths.graders}/{c.id}"
+        port = site.hub.port + GRADER_PORT_OFFSET + slot
+        courses[c.id] = GraderService(
+            course_id=c.id,
+            title=c.title,
+            account=account(gname, uid, (course_gid[c.id],), home),
+            port=port,
+            url=f"http://127.0.0.1:{port}",
+            prefix=f"{base}services/{c.id}/",
+            course_root=f"{home}/{c.id}",
+            config_dir=f"{home}/.jupyter",
+            oauth_client_id=f"service-{c.id}",
+            instructors=c.instructors,
+            students=c.students,
+        )
+
+    # People.
+    people: dict[str, Person] = {}
+    for name in site.everyone:
+        uid = ids.people[name]
+        roles = course_roles[name]
+        env = _environment(set(roles.values()))
+        scopes = ["users:activity!user", "access:servers!server", "read:users:groups!user"]
+        for cid, role in sorted(roles.items()):
+            if role == INSTRUCTOR:
+                # the course list finds the grader service by name and reads its prefix
+                scopes += [f"list:services!service={cid}", f"read:services!service={cid}"]
+        people[name] = Person(
+            name=name,
+            account=account(name, uid, tuple(course_gid[c] for c in sorted(roles)), f"{paths.homes}/{name}"),
+            admin=name in site.admins,
+            courses=dict(sorted(roles.items())),
+            environment=env,
+            server_token_scopes=tuple(scopes),
+            config_dir=f"{paths.jupyter_config}/roles/{env}",
+        )
+
+    # Hub groups, as nbgrader's JupyterHubAuthPlugin reads them.
+    groups: dict[str, tuple[str, ...]] = {}
+    for c in site.courses:
+        groups[nbgrader_group(c.id)] = tuple(c.students)
+        groups[formgrade_group(c.id)] = (*c.instructors, grader_account(c.id))
+
+    # RBAC: the fewest scopes that work. No admin token, no 'inherit'.
+    roles: list[Role] = [
+        Role(
+            name="user",
+            description="What every person may do with their own account and server",
+            scopes=("self",),
+        ),
+        Role(
+            name="coursehub-automation",
+            description="coursehub's own token: health, status and stopping servers on 'down'",
+            scopes=(
+                "list:users",
+                "read:users:name",
+                "read:servers",
+                "delete:servers",
+                "list:services",
+                "read:services",
+            ),
+            services=(SERVICE_NAME,),
+        ),
+    ]
+    for c in site.courses:
+        roles.append(
+            Role(
+                name=f"instructor-{c.id}",
+                description=f"Instructors of {c.id}: use its grader service and find it in the course list",
+                scopes=(
+                    f"access:services!service={c.id}",
+                    f"list:services!service={c.id}",
+                    f"read:services!service={c.id}",
+                ),
+                groups=(formgrade_group(c.id),),
+            )
+        )
+        roles.append(
+            Role(
+                name=f"grader-{c.id}",
+                description=f"The grader service of {c.id}: read its own groups, manage its student group",
+                scopes=(
+                    f"read:users:groups!user={grader_account(c.id)}",
+                    f"list:groups!group={nbgrader_group(c.id)}",
+                    f"groups!group={nbgrader_group(c.id)}",
+                ),
+                services=(c.id,),
+            )
+        )
+
+    # Folders, outermost first so each can be made in order.
+    ru, rg = root_uid, root_gid
+    folders: list[Folder] = [
+        Folder(paths.data_dir, ru, rg, 0o755, "the data folder; every server's uid must traverse it"),
+        Folder(paths.secrets, ru, rg, 0o700, "generated secrets, coursehub only"),
+        Folder(paths.state, ru, rg, 0o700, "hub database, passwords, plan"),
+        Folder(paths.logs, ru, rg, 0o700, "logs of every process"),
+        Folder(paths.run, ru, rg, 0o700, "pid files"),
+        Folder(paths.etc, ru, rg, 0o755, "configuration every server reads"),
+        Folder(paths.jupyter_config, ru, rg, 0o755, "nbgrader layer 1 for every server"),
+        Folder(f"{paths.jupyter_config}/roles", ru, rg, 0o755, "Jupyter config per environment"),
+        *([] if isolated else [Folder(f"{paths.etc}/nss", ru, rg, 0o755, "one passwd file per account")]),
+        Folder(paths.homes, ru, rg, 0o711, "homes: traverse only, nobody lists the names"),
+        Folder(paths.graders, ru, rg, 0o711, "grader homes: traverse only"),
+        Folder(paths.exchange, ru, rg, 0o711, "nbgrader exchange root: traverse only"),
+    ]
+    for env in (STUDENT, INSTRUCTOR, STANDARD):
+        folders.append(Folder(f"{paths.jupyter_config}/roles/{env}", ru, rg, 0o755, f"{env} environment config"))
+        folders.append(Folder(f"{paths.jupyter_config}/roles/{env}/labconfig", ru, rg, 0o755, "Lab plugins"))
+    for g in courses.values():
+        a = g.account
+        gu, gg = a.uid, a.gid
+        cg = course_gid[g.course_id] if isolated else owner[1]
+        ex = f"{paths.exchange}/{g.course_id}"
+        folders += [
+            Folder(a.home, gu, gg, 0o700, f"home of {a.name}: no student may read it"),
+            Folder(g.config_dir, ru, rg, 0o755, f"config of {a.name}, owned by coursehub"),
+            Folder(f"{g.config_dir}/labconfig", ru, rg, 0o755, "Lab plugins of the grader"),
+            Folder(g.course_root, gu, gg, 0o700, f"course folder of {g.course_id}: sources, gradebook"),
+            Folder(ex, gu, cg, 0o710, "course exchange: members traverse, only the grader lists"),
+            Folder(f"{ex}/outbound", gu, cg, 0o750, "released assignments: members read, grader writes"),
+            Folder(f"{ex}/inbound", gu, cg, 0o730, "submissions: members drop in, cannot list"),
+            Folder(f"{ex}/feedback", gu, cg, 0o710, "feedback: members fetch by its hashed name"),
+        ]
+
+    # Files.
+    accounts = [p.account for p in people.values()] + [g.account for g in courses.values()]
+    extensions = {env: extension_settings(env) for env in EXTENSIONS}
+    files: list[File] = [
+        File(
+            f"{paths.jupyter_config}/nbgrader_config.py",
+            _nbgrader_layer1(paths, {c.id: c.title for c in site.courses}),
+            ru, rg, 0o644,
+        ),
+        File(paths.passwd, _passwd(accounts), ru, rg, 0o644),
+        *(
+            []
+            if isolated
+            else [
+                File(f"{paths.etc}/nss/{a.name}.passwd", _passwd([a]), ru, rg, 0o644)
+                for a in accounts
+            ]
+        ),
+        File(
+            paths.group,
+            _group(
+                accounts,
+                {f"course-{c.id}": (course_gid[c.id], [grader_account(c.id), *c.instructors, *c.students]) for c in site.courses},
+            ),
+            ru, rg, 0o644,
+        ),
+    ]
+
+    def server_config(env: str) -> str:
+        return json.dumps({"ServerApp": {"jpserver_extensions": extensions[env]["jpserver_extensions"]}}, indent=2, sort_keys=True) + "\n"
+
+    def page_config(env: str) -> str:
+        disabled = {p: True for p in extensions[env]["disabled_lab_plugins"]}
+        return json.dumps({"disabledExtensions": disabled}, indent=2, sort_keys=True) + "\n"
+
+    for env in (STUDENT, INSTRUCTOR, STANDARD):
+        cdir = f"{paths.jupyter_config}/roles/{env}"
+        files.append(File(f"{cdir}/jupyter_server_config.json", server_config(env), ru, rg, 0o644))
+        files.append(File(f"{cdir}/labconfig/page_config.json", page_config(env), ru, rg, 0o644))
+    for g in courses.values():
+        gu, gg = g.account.uid, g.account.gid
+        files += [
+            File(f"{g.config_dir}/jupyter_server_config.json", server_config(GRADER), ru, rg, 0o644),
+            File(f"{g.config_dir}/labconfig/page_config.json", page_config(GRADER), ru, rg, 0o644),
+            File(f"{g.config_dir}/nbgrader_config.py", _nbgrader_layer2(g, g.account.home), ru, rg, 0o644),
+            File(f"{g.course_root}/nbgrader_config.py", _nbgrader_layer3(g), gu, gg, 0o644, overwrite=False),
+        ]
+
+    auth: dict[str, Any] = {"type": site.auth.type}
+    if site.auth.type == "first-use":
+        auth["min_password_length"] = site.auth.min_password_length
+
+    return Plan(
+        org=site.org,
+        ip=site.hub.ip,
+        base_url=base,
+        isolated=isolated,
+        ports=ports,
+        paths=paths,
+        auth=auth,
+        admins=site.admins,
+        people=people,
+        courses=courses,
+        groups=groups,
+        roles=tuple(roles),
+        folders=tuple(folders),
+        files=tuple(files),
+        extensions=extensions,
+        ids=ids,
+    )

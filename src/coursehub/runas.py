@@ -1,0 +1,71 @@
+"""Start a process as one of the Plan's accounts, which are not system users.
+
+The uid and groups are set directly (no passwd lookup), and nss_wrapper makes
+the uid resolve to the account's name inside the process, so nbgrader files
+submissions under the right student without touching /etc/passwd.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+from collections.abc import Callable
+
+from .plan import Account, Plan
+
+_NSS_WRAPPER_GLOBS = (
+    "/usr/lib/*-linux-gnu/libnss_wrapper.so",
+    "/usr/lib64/libnss_wrapper.so",
+    "/usr/lib/libnss_wrapper.so",
+)
+
+
+def find_nss_wrapper() -> str | None:
+    for pattern in _NSS_WRAPPER_GLOBS:
+        found = sorted(glob.glob(pattern))
+        if found:
+            return found[0]
+    return None
+
+
+def account_env(plan: Plan, account: Account, nss_wrapper: str | None) -> dict[str, str]:
+    """Variables every server of this account needs (no secrets)."""
+    env = {
+        "USER": account.name,
+        "LOGNAME": account.name,
+        "HOME": account.home,
+        "SHELL": "/bin/bash",
+        "COURSEHUB_DATA_DIR": plan.paths.data_dir,  # marks every process of this installation
+        "JUPYTERLAB_SETTINGS_DIR": f"{account.home}/.jupyter/lab/user-settings",
+        "JUPYTERLAB_WORKSPACES_DIR": f"{account.home}/.jupyter/lab/workspaces",
+    }
+    if nss_wrapper:
+        env.update(
+            LD_PRELOAD=nss_wrapper,
+            NSS_WRAPPER_PASSWD=plan.passwd_file(account.name),
+            NSS_WRAPPER_GROUP=plan.paths.group,
+        )
+    return env
+
+
+def demote(account: Account | None, cwd: str | None = None) -> Callable[[], None]:
+    """A preexec_fn: reset inherited signal dispositions, then drop to `account`.
+
+    With account None the process keeps coursehub's own uid (no isolation).
+    """
+
+    def preexec() -> None:
+        # A parent started from a non-interactive shell may ignore SIGINT, and
+        # children inherit that: then a graceful stop never arrives.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+            signal.signal(sig, signal.SIG_DFL)
+        if account is not None:
+            os.setgroups(list(account.groups))
+            os.setgid(account.gid)
+            os.setuid(account.uid)
+        os.umask(0o022)
+        if cwd:
+            os.chdir(cwd)
+
+    return preexec

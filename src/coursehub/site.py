@@ -1,0 +1,333 @@
+"""The site file: what a person writes, checked before anything runs.
+
+Loading is strict and reports every problem at once, each naming the field
+and the fix, so that a wrong site file never starts or writes anything.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .names import course_id_problem, username_problem
+
+AUTH_TYPES = ("first-use", "shared-password")
+MIN_USER_PASSWORD = 8
+MIN_ADMIN_PASSWORD = 32  # JupyterHub's own rule for shared admin passwords
+
+_NAME_LIST = {"type": "array", "items": {"type": "string"}}
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["org", "auth", "courses"],
+    "properties": {
+        "org": {"type": "string", "minLength": 1},
+        "hub": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "ip": {"type": "string", "minLength": 1},
+                "port": {"type": "integer", "minimum": 1, "maximum": 65535 - 100},
+                "base_url": {"type": "string", "pattern": "^/(.*/)?$"},
+            },
+        },
+        "auth": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["type"],
+            "properties": {
+                "type": {"enum": list(AUTH_TYPES)},
+                "min_password_length": {"type": "integer", "minimum": 1},
+                "user_password": {"type": "string"},
+                "admin_password": {"type": "string"},
+            },
+        },
+        "admins": _NAME_LIST,
+        "people": _NAME_LIST,
+        "courses": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["id"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "title": {"type": "string"},
+                    "instructors": _NAME_LIST,
+                    "students": _NAME_LIST,
+                },
+            },
+        },
+    },
+}
+
+# Which auth options belong to which auth type.
+_AUTH_OPTIONS = {
+    "first-use": {"min_password_length"},
+    "shared-password": {"user_password", "admin_password"},
+}
+
+
+class SiteError(ValueError):
+    """A site file that cannot be used. `problems` holds one line per problem."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"{source}: {len(problems)} problem(s) in the site file; nothing was started "
+            f"or written:\n{lines}"
+        )
+
+
+@dataclass(frozen=True)
+class Hub:
+    ip: str = "127.0.0.1"
+    port: int = 8000
+    base_url: str = "/"
+
+
+@dataclass(frozen=True)
+class Auth:
+    type: str
+    min_password_length: int = 8
+    user_password: str | None = field(default=None, repr=False)
+    admin_password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Course:
+    id: str
+    title: str
+    instructors: tuple[str, ...] = ()
+    students: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Site:
+    org: str
+    auth: Auth
+    hub: Hub = Hub()
+    admins: tuple[str, ...] = ()
+    people: tuple[str, ...] = ()
+    courses: tuple[Course, ...] = ()
+
+    @property
+    def everyone(self) -> tuple[str, ...]:
+        """Everyone who may log in: admins and people, without repeats, in order."""
+        return tuple(dict.fromkeys((*self.admins, *self.people)))
+
+    def course(self, course_id: str) -> Course:
+        for course in self.courses:
+            if course.id == course_id:
+                return course
+        raise KeyError(course_id)
+
+
+def _path(parts: Iterable[Any]) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _schema_problem(error: jsonschema.ValidationError) -> str:
+    where = _path(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        hints = []
+        for key in extra:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        return (
+            f"{where}: unknown key {', '.join(hints)}; allowed keys here are "
+            f"{', '.join(allowed)}"
+        )
+    if error.validator == "required":
+        return f"{where}: {error.message}; add it"
+    if error.validator == "type":
+        want = error.validator_value
+        return f"{where}: must be {'an' if want in ('array', 'integer', 'object') else 'a'} {want}, got {type(error.instance).__name__} {error.instance!r}"
+    if error.validator == "enum":
+        return f"{where}: {error.instance!r} is not one of {', '.join(map(repr, error.validator_value))}"
+    if error.validator == "pattern" and where.endswith("base_url"):
+        return f"{where}: {error.instance!r} must start and end with '/', for example '/' or '/hub-prefix/'"
+    if error.validator in ("minimum", "maximum"):
+        return f"{where}: {error.instance!r} is out of range ({error.message})"
+    return f"{where}: {error.message}"
+
+
+def _check_unique(names: Iterable[str], where: str, problems: list[str]) -> None:
+    seen: dict[str, str] = {}
+    for name in names:
+        key = name.lower()
+        if key in seen:
+            if seen[key] == name:
+                problems.append(f"{where}: {name!r} is listed twice; list it once")
+            else:
+                problems.append(
+                    f"{where}: {seen[key]!r} and {name!r} differ only in case; "
+                    "usernames are case-insensitive, keep one"
+                )
+        else:
+            seen[key] = name
+
+
+def parse_site(data: Any, source: str = "site file") -> Site:
+    """Check raw site data (as loaded from YAML) and turn it into a Site."""
+    if data is None:
+        raise SiteError(source, ["the file is empty; run 'coursehub init' for a starter file"])
+    if not isinstance(data, dict):
+        raise SiteError(source, [f"(top level): must be a mapping of keys, got {type(data).__name__}"])
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    problems = [
+        _schema_problem(e)
+        for e in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+    if problems:
+        raise SiteError(source, problems)
+
+    auth_data = data["auth"]
+    auth_type = auth_data["type"]
+    for key in sorted(set(auth_data) - {"type"} - _AUTH_OPTIONS[auth_type]):
+        owner = next(t for t, opts in _AUTH_OPTIONS.items() if key in opts)
+        problems.append(f"auth.{key}: belongs to auth type {owner!r}, not {auth_type!r}; remove it")
+
+    admins = list(data.get("admins", []))
+    people = list(data.get("people", []))
+    for where, names in (("admins", admins), ("people", people)):
+        for i, name in enumerate(names):
+            if problem := username_problem(name):
+                problems.append(f"{where}[{i}]: {name!r} {problem}")
+        _check_unique(names, where, problems)
+    allowed = {n.lower() for n in admins + people}
+
+    course_ids: list[str] = []
+    courses: list[Course] = []
+    for ci, raw in enumerate(data["courses"]):
+        where = f"courses[{ci}]"
+        cid = raw["id"]
+        if problem := course_id_problem(cid):
+            problems.append(f"{where}.id: {cid!r} {problem}")
+        course_ids.append(cid)
+        instructors = list(raw.get("instructors", []))
+        students = list(raw.get("students", []))
+        for role, names in (("instructors", instructors), ("students", students)):
+            for i, name in enumerate(names):
+                if problem := username_problem(name):
+                    problems.append(f"{where}.{role}[{i}]: {name!r} {problem}")
+                elif name not in allowed:
+                    problems.append(
+                        f"{where}.{role}[{i}]: {name!r} is not allowed to log in; add them "
+                        "to 'people' (everyone who may log in) or remove them from this course"
+                    )
+            _check_unique(names, f"{where}.{role}", problems)
+        for name in sorted(set(instructors) & set(students)):
+            problems.append(
+                f"{where}: {name!r} is both instructor and student of {cid!r}; keep one role"
+            )
+        courses.append(
+            Course(
+                id=cid,
+                title=raw.get("title") or cid,
+                instructors=tuple(instructors),
+                students=tuple(students),
+            )
+        )
+    _check_unique(course_ids, "courses[].id", problems)
+
+    if auth_type == "shared-password":
+        user_pw = auth_data.get("user_password")
+        admin_pw = auth_data.get("admin_password")
+        if not user_pw:
+            problems.append("auth.user_password: required for auth type 'shared-password'")
+        elif len(user_pw) < MIN_USER_PASSWORD:
+            problems.append(
+                f"auth.user_password: must be at least {MIN_USER_PASSWORD} characters long"
+            )
+        if admins:
+            if not admin_pw or len(admin_pw) < MIN_ADMIN_PASSWORD:
+                problems.append(
+                    f"auth.admin_password: with admins listed it must be set and at least "
+                    f"{MIN_ADMIN_PASSWORD} characters long (JupyterHub's rule for admins)"
+                )
+            elif admin_pw == user_pw:
+                problems.append("auth.admin_password: must differ from auth.user_password")
+
+    if problems:
+        raise SiteError(source, problems)
+
+    hub_data = data.get("hub", {})
+    return Site(
+        org=data["org"],
+        hub=Hub(
+            ip=hub_data.get("ip", Hub.ip),
+            port=hub_data.get("port", Hub.port),
+            base_url=hub_data.get("base_url", Hub.base_url),
+        ),
+        auth=Auth(
+            type=auth_type,
+            min_password_length=auth_data.get("min_password_length", 8),
+            user_password=auth_data.get("user_password"),
+            admin_password=auth_data.get("admin_password"),
+        ),
+        admins=tuple(admins),
+        people=tuple(people),
+        courses=tuple(courses),
+    )
+
+
+def load_site(path: str | Path) -> Site:
+    """Read and check a site file. Raises SiteError with every problem found."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SiteError(
+            str(path), ["no such file; run 'coursehub init' to write a starter site file"]
+        ) from None
+    except OSError as err:
+        raise SiteError(str(path), [f"cannot read it: {err.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise SiteError(str(path), [f"{where}not valid YAML ({getattr(err, 'problem', err)})"]) from None
+    return parse_site(data, str(path))
+
+
+def site_to_data(site: Site) -> dict[str, Any]:
+    """The site as plain data, in the site file's own shape (for writing it back)."""
+    auth: dict[str, Any] = {"type": site.auth.type}
+    if site.auth.type == "first-use":
+        auth["min_password_length"] = site.auth.min_password_length
+    else:
+        auth["user_password"] = site.auth.user_password
+        if site.auth.admin_password:
+            auth["admin_password"] = site.auth.admin_password
+    return {
+        "org": site.org,
+        "hub": {"ip": site.hub.ip, "port": site.hub.port, "base_url": site.hub.base_url},
+        "auth": auth,
+        "admins": list(site.admins),
+        "people": list(site.people),
+        "courses": [
+            {
+                "id": c.id,
+                "title": c.title,
+                "instructors": list(c.instructors),
+                "students": list(c.students),
+            }
+            for c in site.courses
+        ],
+    }

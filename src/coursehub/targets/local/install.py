@@ -1,0 +1,149 @@
+"""Prepare a data folder from a site file: the local target's render step.
+
+Checks run first and write nothing; only when every check passes are the
+folders, files, secrets and the Plan written.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...folders import apply_layout
+from ...hub.config import plan_file_of, render_jupyterhub_config
+from ...ids import Ids
+from ...plan import Plan, derive
+from ...runas import find_nss_wrapper
+from ...secrets import ensure_secrets, store_shared_passwords, write_private
+from ...site import Site, load_site
+
+DEFAULT_USER_ENV = "/opt/coursehub/user-env"
+
+
+class PreflightError(RuntimeError):
+    """Something on this machine keeps the installation from running; says what to do."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    site: Site
+    plan: Plan
+    plan_file: str
+    hub_config_file: str
+    user_env: str
+
+
+def default_user_env() -> str:
+    """The environment servers run from: a shared one when running as root."""
+    env = os.environ.get("COURSEHUB_USER_ENV")
+    if env:
+        return env
+    if os.geteuid() == 0 and Path(DEFAULT_USER_ENV, "bin", "jupyterhub-singleuser").exists():
+        return DEFAULT_USER_ENV
+    return sys.prefix
+
+
+def _unreachable(path: Path) -> Path | None:
+    """The first folder above (and including) `path` that other uids cannot enter."""
+    path = path.absolute()
+    for folder in [*reversed(path.parents), path]:
+        try:
+            mode = folder.stat().st_mode
+        except FileNotFoundError:
+            return None  # will be made by coursehub with the Plan's mode
+        if stat.S_ISDIR(mode) and not mode & stat.S_IXOTH:
+            return folder
+    return None
+
+
+def check_reachable(user_env: str, data_dir: str) -> None:
+    """Every server runs under its own uid: the interpreter, the environment and
+    the data folder must be reachable by uids that own nothing on this machine."""
+    python = Path(user_env, "bin", "python")
+    if not python.exists():
+        raise PreflightError(
+            f"No Python environment at {user_env}; run 'make setup' (it builds the "
+            "servers' environment) or pass --user-env"
+        )
+    for what, path in (
+        ("the servers' Python interpreter", Path(os.path.realpath(python)).parent),
+        ("the servers' environment", Path(user_env)),
+        ("the data folder", Path(data_dir)),
+    ):
+        blocked = _unreachable(path)
+        if blocked is not None:
+            raise PreflightError(
+                f"{what} ({path}) is inside {blocked}, which other users cannot enter "
+                f"(mode {stat.S_IMODE(blocked.stat().st_mode):o}). Servers run under their "
+                "own uids and could not start. Choose a place every user can traverse "
+                "(for example --data-dir /srv/coursehub), or 'chmod o+x' that folder."
+            )
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.3)
+        return s.connect_ex((host, port)) == 0
+
+
+def check_ports(plan: Plan) -> None:
+    wanted = {
+        plan.ports.public: "the public address (hub.port)",
+        plan.ports.proxy_api: "the proxy's API (hub.port + 1)",
+        plan.ports.hub: "the hub (hub.port + 2)",
+    }
+    for cid, g in plan.courses.items():
+        wanted[g.port] = f"the grader server of {cid}"
+    busy = [f"{port} ({what})" for port, what in sorted(wanted.items()) if port_in_use(port)]
+    if busy:
+        raise PreflightError(
+            "These ports are in use: " + ", ".join(busy) + ". Stop what uses them, or give "
+            "this installation another hub.port in the site file (it uses hub.port to "
+            f"hub.port + {max(wanted) - plan.ports.public})."
+        )
+
+
+def prepare(site_file: str, data_dir: str, user_env: str | None = None, check_ports_free: bool = True) -> Prepared:
+    """Check everything, then write the data folder. Raises SiteError or PreflightError."""
+    site = load_site(site_file)  # a bad site file stops here, before anything is written
+    data_dir = str(Path(data_dir).absolute())
+    user_env = user_env or default_user_env()
+    isolated = os.geteuid() == 0
+    ids_file = Path(data_dir, "state", "ids.json")
+    plan = derive(
+        site,
+        data_dir,
+        isolated=isolated,
+        ids=Ids.load(ids_file),
+        owner=(os.getuid(), os.getgid()),
+    )
+    if isolated:
+        if find_nss_wrapper() is None:
+            raise PreflightError(
+                "libnss_wrapper.so is missing: servers under their own uids need it to "
+                "know their names. Install it with 'apt-get install libnss-wrapper' (make setup does)."
+            )
+        check_reachable(user_env, data_dir)
+    elif not Path(user_env, "bin", "jupyterhub-singleuser").exists():
+        raise PreflightError(f"No jupyterhub-singleuser in {user_env}/bin; run 'make setup'")
+    if check_ports_free:
+        check_ports(plan)
+
+    # Every check passed: write.
+    apply_layout(plan)
+    ensure_secrets(plan.paths.secrets, list(plan.courses))
+    if site.auth.type == "shared-password":
+        store_shared_passwords(
+            plan.paths.secrets,
+            {"user_password": site.auth.user_password, "admin_password": site.auth.admin_password},
+        )
+    write_private(ids_file, plan.ids.to_json() + "\n")
+    plan_file = plan_file_of(data_dir)
+    write_private(Path(plan_file), plan.to_json() + "\n")
+    hub_config = str(Path(plan.paths.state, "jupyterhub_config.py"))
+    write_private(Path(hub_config), render_jupyterhub_config(plan_file, user_env))
+    return Prepared(site, plan, plan_file, hub_config, user_env)

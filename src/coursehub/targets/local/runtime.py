@@ -1,0 +1,212 @@
+"""Run, stop and inspect a local installation (what 'up', 'down' and 'status' call)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...hub.config import plan_file_of
+from ...plan import Plan
+from ...runas import demote, find_nss_wrapper
+from ...secrets import load_secrets, write_private
+from .processes import find_proxy, grader_spec, hub_spec, proxy_spec
+from .supervisor import Supervisor, http_ok, processes_of, terminate_all
+
+RUNTIME_FILE = "runtime.json"
+
+
+@dataclass(frozen=True)
+class Installation:
+    data_dir: str
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.data_dir, "run")
+
+    @property
+    def state_file(self) -> Path:
+        return self.run_dir / "supervisor.json"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.run_dir / "supervisor.lock"
+
+    @property
+    def log_file(self) -> Path:
+        return Path(self.data_dir, "logs", "coursehub.log")
+
+    def plan(self) -> Plan:
+        return Plan.from_json(Path(plan_file_of(self.data_dir)).read_text())
+
+    def runtime(self) -> dict:
+        return json.loads(Path(self.data_dir, "state", RUNTIME_FILE).read_text())
+
+    def exists(self) -> bool:
+        return Path(plan_file_of(self.data_dir)).exists()
+
+    def supervisor_pid(self) -> int | None:
+        """The pid of the running supervisor, or None (it holds the lock while it runs)."""
+        try:
+            fd = os.open(self.lock_file, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                return json.loads(self.state_file.read_text())["pid"]
+            except (OSError, ValueError, KeyError):
+                return -1
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+
+def save_runtime(data_dir: str, user_env: str, hub_config_file: str) -> None:
+    write_private(
+        Path(data_dir, "state", RUNTIME_FILE),
+        json.dumps({"user_env": user_env, "hub_config": hub_config_file}) + "\n",
+    )
+
+
+def build_supervisor(inst: Installation, on_event: Callable[[str], None] | None = None) -> Supervisor:
+    plan = inst.plan()
+    rt = inst.runtime()
+    secrets = load_secrets(plan.paths.secrets)
+    nss = find_nss_wrapper()
+    specs = [proxy_spec(plan, secrets, find_proxy()), hub_spec(plan, rt["hub_config"])]
+    specs += [grader_spec(plan, cid, secrets, rt["user_env"], nss) for cid in plan.courses]
+    return Supervisor(plan.paths.data_dir, specs, str(inst.state_file), on_event)
+
+
+def supervise(inst: Installation) -> int:
+    """Run the supervisor in this process until SIGTERM/SIGINT. Holds the lock."""
+    inst.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(inst.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"coursehub is already running for {inst.data_dir}", file=sys.stderr)
+        return 1
+    logging.basicConfig(
+        filename=inst.log_file,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+    )
+    os.chmod(inst.log_file, 0o600)
+    sup = build_supervisor(inst)
+    try:
+        sup.start_all()
+        sup.run()
+    finally:
+        sup.stopping = True
+        if any(c.alive for c in sup.children.values()):
+            sup.stop_all()
+        os.close(fd)
+    return 0
+
+
+def start_detached(inst: Installation) -> int:
+    """Start the supervisor in its own session, detached from this terminal."""
+    inst.log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(inst.log_file, "ab") as out:
+        os.chmod(inst.log_file, 0o600)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "coursehub", "_supervise", "--data-dir", inst.data_dir],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=demote(None),  # noqa: PLW1509
+            start_new_session=True,
+        )
+    return proc.pid
+
+
+@dataclass
+class Health:
+    name: str
+    url: str
+    ok: bool
+
+
+def health(inst: Installation) -> list[Health]:
+    plan = inst.plan()
+    checks = [
+        Health("proxy", f"http://127.0.0.1:{plan.ports.proxy_api}/api/routes", False),
+        Health("hub", f"{plan.public_url}hub/health", False),
+    ]
+    checks += [Health(f"grader-{cid}", f"{g.url}{g.prefix}api", False) for cid, g in plan.courses.items()]
+    for h in checks:
+        if h.name == "proxy":
+            # the proxy API wants its token; any answer (even 403) means it listens
+            h.ok = _answers(h.url)
+        else:
+            h.ok = http_ok(h.url, 2.0)
+    return checks
+
+
+def _answers(url: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(url, timeout=2)  # noqa: S310 - loopback only
+        return True
+    except urllib.error.HTTPError:
+        return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_healthy(
+    inst: Installation, timeout: float, progress: Callable[[str], None], pid: int | None = None
+) -> bool:
+    """Wait until every process answers, reporting each as it comes up."""
+    deadline = time.monotonic() + timeout
+    reported: set[str] = set()
+    while time.monotonic() < deadline:
+        checks = health(inst)
+        for h in checks:
+            if h.ok and h.name not in reported:
+                reported.add(h.name)
+                progress(f"{h.name} is up")
+        if all(h.ok for h in checks):
+            return True
+        if pid is not None and not _alive(pid):
+            return False
+        time.sleep(0.3)
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == 0
+    except ChildProcessError:
+        return True
+
+
+def stop(inst: Installation, timeout: float = 20.0) -> tuple[bool, list[int]]:
+    """Stop the supervisor and everything it ran. Returns (was_running, pids killed late)."""
+    pid = inst.supervisor_pid()
+    was_running = pid is not None
+    if pid and pid > 0:
+        terminate_all([pid], timeout)
+    leftovers = processes_of(inst.data_dir)
+    killed = terminate_all(leftovers, 3.0) if leftovers else []
+    return was_running or bool(leftovers), killed
