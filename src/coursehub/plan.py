@@ -547,16 +547,21 @@ def derive(site: Site, data_dir: str, *, isolated: bool, ids: Ids | None = None,
         disabled = {p: True for p in extensions[env]["disabled_lab_plugins"]}
         return json.dumps({"disabledExtensions": disabled}, indent=2, sort_keys=True) + "\n"
 
+    # jupyter_core writes 'migrated' into a config folder it finds without one;
+    # these folders are read-only for the servers, so coursehub writes it.
+    migrated = "coursehub: nothing to migrate\n"
     for env in (STUDENT, INSTRUCTOR, STANDARD):
         cdir = f"{paths.jupyter_config}/roles/{env}"
         files.append(File(f"{cdir}/jupyter_server_config.json", server_config(env), ru, rg, 0o644))
         files.append(File(f"{cdir}/labconfig/page_config.json", page_config(env), ru, rg, 0o644))
+        files.append(File(f"{cdir}/migrated", migrated, ru, rg, 0o644))
     for g in courses.values():
         gu, gg = g.account.uid, g.account.gid
         files += [
             File(f"{g.config_dir}/jupyter_server_config.json", server_config(GRADER), ru, rg, 0o644),
             File(f"{g.config_dir}/labconfig/page_config.json", page_config(GRADER), ru, rg, 0o644),
             File(f"{g.config_dir}/nbgrader_config.py", _nbgrader_layer2(g, g.account.home), ru, rg, 0o644),
+            File(f"{g.config_dir}/migrated", migrated, ru, rg, 0o644),
             File(f"{g.course_root}/nbgrader_config.py", _nbgrader_layer3(g), gu, gg, 0o644, overwrite=False),
         ]
 

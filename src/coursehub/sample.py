@@ -43,8 +43,7 @@ def sample_notebook() -> nbformat.NotebookNode:
         ),
         _cell(
             "markdown",
-            "Explain in one sentence why `square(-2)` is positive.\n\n"
-            "=== BEGIN MARK SCHEME ===\nA negative times a negative is positive.\n=== END MARK SCHEME ===",
+            "Explain in one sentence why `square(-2)` is positive.",
             "why_prompt",
             locked=True,
         ),

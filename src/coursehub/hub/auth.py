@@ -7,11 +7,12 @@ hub's groups), never from what a person types at the login form.
 from __future__ import annotations
 
 from firstuseauthenticator import FirstUseAuthenticator
+from jupyterhub.auth import Authenticator
 from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
 from traitlets import Set
 
 
-class _SiteOnly:
+class _SiteOnly(Authenticator):
     """Only the site file's people may log in; names outside it are refused
     before anything about them is stored."""
 

@@ -91,7 +91,7 @@ def hub_config(
     hub.spawner_class = "coursehub.hub.spawner.CourseLocalSpawner"
     sp = c.CourseLocalSpawner
     sp.plan_file = plan_file
-    sp.user_env = user_env
+    sp.python_env = user_env
     sp.nss_wrapper = nss_wrapper or ""
     sp.log_dir = f"{p.logs}/servers"
     sp.default_url = "/lab"

@@ -38,7 +38,7 @@ class CourseLocalSpawner(LocalProcessSpawner):
         help="Path of the Plan (plan.json) written by 'coursehub up'.",
     ).tag(config=True)
 
-    user_env = Unicode(
+    python_env = Unicode(
         help="""Python environment the servers run from (has jupyterhub-singleuser,
         JupyterLab, nbgrader and coursehub). Every uid must be able to read it.""",
     ).tag(config=True)
@@ -82,7 +82,7 @@ class CourseLocalSpawner(LocalProcessSpawner):
 
     @property
     def user_env_bin(self) -> str:
-        return os.path.join(self.user_env, "bin")
+        return os.path.join(self.python_env, "bin")
 
     async def start(self):
         person = self._person()

@@ -26,7 +26,8 @@ class ProcessSpec:
     cwd: str
     log: str
     account: Account | None  # None: run as coursehub's own account
-    health_url: str  # 200 when ready
+    health_url: str  # answers 200 when ready
+    health_any_status: bool = False  # True: any HTTP answer means ready (the proxy's API wants a token)
 
 
 def _base_env(plan: Plan) -> dict[str, str]:
@@ -71,6 +72,7 @@ def proxy_spec(plan: Plan, secrets: dict[str, str], proxy_cmd: str) -> ProcessSp
         log=f"{plan.paths.logs}/proxy.log",
         account=None,
         health_url=f"http://127.0.0.1:{p.proxy_api}/api/routes",
+        health_any_status=True,
     )
 
 

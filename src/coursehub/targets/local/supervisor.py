@@ -39,6 +39,23 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def http_answers(url: str, timeout: float = 2.0) -> bool:
+    """Does anything answer HTTP at `url` (whatever the status)?"""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):  # noqa: S310 - loopback only
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def ready(spec: ProcessSpec, timeout: float = 2.0) -> bool:
+    if spec.health_any_status:
+        return http_answers(spec.health_url, timeout)
+    return http_ok(spec.health_url, timeout)
+
+
 @dataclass
 class Child:
     spec: ProcessSpec
@@ -177,7 +194,7 @@ class Supervisor:
     def _wait_healthy(self, children: list[Child], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all(http_ok(c.spec.health_url, 0.5) for c in children):
+            if all(ready(c.spec, 0.5) for c in children):
                 return
             if any(not c.alive for c in children):
                 return
