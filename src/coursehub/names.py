@@ -16,6 +16,9 @@ _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _COURSE_ID = re.compile(r"^[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?$")
 
 RESERVED_USERNAMES = frozenset({"root", "nobody", "daemon", "jovyan", "admin", "coursehub"})
+# Hub service names live beside course ids: coursehub's own service keeps its name.
+RESERVED_COURSE_IDS = frozenset({"coursehub"})
+COURSE_GROUP_PREFIX = "course-"  # OS group of a course's members
 
 
 def grader_account(course_id: str) -> str:
@@ -39,7 +42,15 @@ def username_problem(name: object) -> str | None:
             "and must not contain '..' or end with '.'"
         )
     if name.startswith(GRADER_PREFIX):
-        return f"starts with {GRADER_PREFIX!r}, which coursehub keeps for course grader accounts"
+        return (
+            f"starts with {GRADER_PREFIX!r}, which coursehub keeps for course grader accounts; "
+            "choose another name"
+        )
+    if name.startswith(COURSE_GROUP_PREFIX):
+        return (
+            f"starts with {COURSE_GROUP_PREFIX!r}, which coursehub keeps for course groups; "
+            "choose another name"
+        )
     if name in RESERVED_USERNAMES:
         return "is reserved; choose another name"
     return None
@@ -60,4 +71,6 @@ def course_id_problem(course_id: object) -> str | None:
             "may only use a-z, 0-9, '_' and '-', and must start and end with a letter or digit "
             "(it becomes a URL path, a folder and a hub group)"
         )
+    if course_id in RESERVED_COURSE_IDS:
+        return "is reserved for coursehub's own hub service; choose another id"
     return None

@@ -243,13 +243,22 @@ def parse_site(data: Any, source: str = "site file") -> Site:
                 students=tuple(students),
             )
         )
-    _check_unique(course_ids, "courses[].id", problems)
+    for i, cid in enumerate(course_ids):
+        if isinstance(cid, str) and cid.lower() in {c.lower() for c in course_ids[:i]}:
+            first = next(j for j, c in enumerate(course_ids) if c.lower() == cid.lower())
+            problems.append(
+                f"courses[{i}].id: {cid!r} is already the id of courses[{first}]; "
+                "use another id for one of them"
+            )
 
     if auth_type == "shared-password":
         user_pw = auth_data.get("user_password")
         admin_pw = auth_data.get("admin_password")
         if not user_pw:
-            problems.append("auth.user_password: required for auth type 'shared-password'")
+            problems.append(
+                "auth.user_password: required for auth type 'shared-password'; add it "
+                f"(at least {MIN_USER_PASSWORD} characters)"
+            )
         elif len(user_pw) < MIN_USER_PASSWORD:
             problems.append(
                 f"auth.user_password: must be at least {MIN_USER_PASSWORD} characters long"

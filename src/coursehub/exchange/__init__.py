@@ -53,7 +53,22 @@ class CourseReleaseFeedback(_PreparedRoot, ExchangeReleaseFeedback):
 
 
 class CourseList(_PreparedRoot, ExchangeList):
-    pass
+    """Lists course by course: the root can be traversed, not listed, so the
+    courses come from the person's hub groups instead of a glob over the root."""
+
+    def init_dest(self):
+        if self.coursedir.course_id or self.cached:
+            return super().init_dest()
+        courses = self.authenticator.get_student_courses("*") or []
+        found = []
+        for course_id in sorted(courses):
+            self.coursedir.course_id = course_id
+            try:
+                super().init_dest()
+                found += self.assignments
+            finally:
+                self.coursedir.course_id = ""
+        self.assignments = sorted(found)
 
 
 class CourseSubmit(_PreparedRoot, ExchangeSubmit):

@@ -1,0 +1,135 @@
+"""Integration fixtures: real installations started and stopped through the CLI.
+
+Each installation gets a data folder that every uid can traverse (pytest's own
+tmp folders are 0700) and a free block of ports on loopback. When a test
+fails, the logs of every process of its installation are printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+
+PORT_SPAN = 40  # hub.port .. hub.port + 10 + courses
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_block(start: int = 21000) -> int:
+    """A base port with the next PORT_SPAN ports free."""
+    port = start + (os.getpid() % 50) * 100
+    for _ in range(200):
+        if all(_port_free(p) for p in range(port, port + PORT_SPAN)):
+            return port
+        port += PORT_SPAN + 10
+    raise RuntimeError("no free block of ports on loopback")
+
+
+def coursehub(*args: str, timeout: float = 180, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the real CLI."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "coursehub", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"coursehub {' '.join(args)} exited {proc.returncode}\n"
+            f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    return proc
+
+
+class Installation:
+    def __init__(self, site: dict, name: str):
+        self.base_dir = Path(tempfile.mkdtemp(prefix=f"coursehub-{name}-", dir="/tmp"))
+        self.base_dir.chmod(0o755)  # servers' uids must traverse it
+        self.data_dir = self.base_dir / "data"
+        self.port = free_port_block()
+        site = {**site, "hub": {"ip": "127.0.0.1", "port": self.port, "base_url": "/"}}
+        self.site_file = self.base_dir / "site.yaml"
+        self.site_file.write_text(yaml.safe_dump(site, sort_keys=False))
+        self.url = f"http://127.0.0.1:{self.port}/"
+
+    def cli(self, *args: str, **kw) -> subprocess.CompletedProcess:
+        return coursehub(*args, "--data-dir", str(self.data_dir), **kw)
+
+    def up(self) -> subprocess.CompletedProcess:
+        return self.cli("up", "--site", str(self.site_file), "--detach", "--timeout", "120")
+
+    def down(self) -> subprocess.CompletedProcess:
+        return self.cli("down")
+
+    def status(self) -> dict:
+        return json.loads(self.cli("status", "--json", check=False).stdout)
+
+    def plan(self) -> dict:
+        return json.loads((self.data_dir / "state" / "plan.json").read_text())
+
+    def processes(self) -> list[int]:
+        from coursehub.targets.local.supervisor import processes_of
+
+        return processes_of(str(self.data_dir))
+
+    def logs(self) -> str:
+        out = []
+        for log in sorted((self.data_dir / "logs").rglob("*.log")):
+            lines = log.read_text(errors="replace").splitlines()[-60:]
+            out.append(f"----- {log} (last {len(lines)} lines)\n" + "\n".join(lines))
+        return "\n".join(out)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for inst in getattr(item, "_installations", []):
+            report.sections.append((f"logs of {inst.data_dir}", inst.logs()))
+
+
+@pytest.fixture
+def show_logs(request):
+    """Attach an installation so its logs are printed when the test fails."""
+
+    def attach(inst: Installation) -> Installation:
+        request.node._installations = [*getattr(request.node, "_installations", []), inst]
+        return inst
+
+    return attach
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.3):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
