@@ -40,7 +40,9 @@ class Person:
 
     def hub_api(self, method: str, path: str, **kw) -> requests.Response:
         headers = {"X-XSRFToken": self._xsrf(), "Referer": self.url("hub/home")}
-        return self.s.request(method, self.url("hub/api/" + path.lstrip("/")), headers=headers, timeout=30, **kw)
+        return self.s.request(
+            method, self.url("hub/api/" + path.lstrip("/")), headers=headers, timeout=30, **kw
+        )
 
     def start_server(self, timeout: float = 90) -> None:
         r = self.hub_api("POST", f"users/{self.name}/server")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -33,7 +32,11 @@ def _fail(msg: str, code: int = 1) -> int:
 
 
 def _data_dir(args) -> str:
-    return str(Path(args.data_dir or os.environ.get("COURSEHUB_DATA_DIR_DEFAULT") or DEFAULT_DATA_DIR).absolute())
+    return str(
+        Path(
+            args.data_dir or os.environ.get("COURSEHUB_DATA_DIR_DEFAULT") or DEFAULT_DATA_DIR
+        ).absolute()
+    )
 
 
 def cmd_init(args) -> int:
@@ -41,7 +44,9 @@ def cmd_init(args) -> int:
     if path.exists() and not args.force:
         return _fail(f"{path} exists; pass --force to replace it")
     path.write_text(STARTER_SITE)
-    _say(f"Wrote {path}. Edit it, check it with 'coursehub check --site {path}', then 'coursehub up --site {path}'.")
+    _say(
+        f"Wrote {path}. Edit it, check it with 'coursehub check --site {path}', then 'coursehub up --site {path}'."
+    )
     return 0
 
 
@@ -52,9 +57,13 @@ def cmd_check(args) -> int:
         print(err, file=sys.stderr)
         return 2
     people = len(site.everyone)
-    _say(f"{args.site}: fine. {len(site.courses)} course(s), {people} people, auth {site.auth.type}.")
+    _say(
+        f"{args.site}: fine. {len(site.courses)} course(s), {people} people, auth {site.auth.type}."
+    )
     for c in site.courses:
-        _say(f"  {c.id}: {c.title} - {len(c.instructors)} instructor(s), {len(c.students)} student(s)")
+        _say(
+            f"  {c.id}: {c.title} - {len(c.instructors)} instructor(s), {len(c.students)} student(s)"
+        )
     return 0
 
 
@@ -64,7 +73,9 @@ def _print_login(inst, site_file: str) -> None:
     _say(f"coursehub is running: {plan.public_url}")
     for cid, g in plan.courses.items():
         who = ", ".join(g.instructors) or "no instructor yet"
-        _say(f"  course {cid}: grader at {plan.public_url.rstrip('/')}{g.prefix} (instructors: {who})")
+        _say(
+            f"  course {cid}: grader at {plan.public_url.rstrip('/')}{g.prefix} (instructors: {who})"
+        )
     if plan.auth["type"] == "shared-password":
         _say(f"Log in with any name from {site_file} and the password in its auth.user_password")
         if plan.admins:
@@ -77,7 +88,13 @@ def _print_login(inst, site_file: str) -> None:
 
 def cmd_up(args) -> int:
     from .targets.local.install import PreflightError, prepare
-    from .targets.local.runtime import Installation, save_runtime, start_detached, supervise, wait_healthy
+    from .targets.local.runtime import (
+        Installation,
+        save_runtime,
+        start_detached,
+        supervise,
+        wait_healthy,
+    )
 
     data_dir = _data_dir(args)
     inst = Installation(data_dir)
@@ -120,7 +137,10 @@ def cmd_up(args) -> int:
     _step("Starting proxy, hub and grader servers in the background")
     pid = start_detached(inst)
     if not wait_healthy(inst, args.timeout, _step, pid):
-        print(f"error: not healthy after {args.timeout:.0f}s. Last lines of the logs:", file=sys.stderr)
+        print(
+            f"error: not healthy after {args.timeout:.0f}s. Last lines of the logs:",
+            file=sys.stderr,
+        )
         _tail_logs(inst)
         return 1
     _step(f"Healthy in {time.monotonic() - t0:.1f}s")
@@ -164,7 +184,9 @@ def cmd_status(args) -> int:
 
     inst = Installation(_data_dir(args))
     if not inst.exists():
-        return _fail(f"no coursehub installation in {inst.data_dir}; start one with 'coursehub up'", 3)
+        return _fail(
+            f"no coursehub installation in {inst.data_dir}; start one with 'coursehub up'", 3
+        )
     pid = inst.supervisor_pid()
     plan = inst.plan()
     checks = health(inst) if pid else []
@@ -173,26 +195,50 @@ def cmd_status(args) -> int:
         state = json.loads(inst.state_file.read_text()).get("children", {})
     servers = _running_servers(inst) if pid else {}
     if args.json:
-        print(json.dumps({
-            "data_dir": inst.data_dir,
-            "running": bool(pid),
-            "url": plan.public_url,
-            "processes": {h.name: {"ok": h.ok, "url": h.url, **state.get(h.name, {})} for h in checks},
-            "courses": {cid: {"title": g.title, "url": f"{plan.public_url.rstrip('/')}{g.prefix}",
-                              "instructors": list(g.instructors), "students": list(g.students)}
-                        for cid, g in plan.courses.items()},
-            "servers": servers,
-        }, indent=1))
+        print(
+            json.dumps(
+                {
+                    "data_dir": inst.data_dir,
+                    "running": bool(pid),
+                    "url": plan.public_url,
+                    "processes": {
+                        h.name: {"ok": h.ok, "url": h.url, **state.get(h.name, {})} for h in checks
+                    },
+                    "courses": {
+                        cid: {
+                            "title": g.title,
+                            "url": f"{plan.public_url.rstrip('/')}{g.prefix}",
+                            "instructors": list(g.instructors),
+                            "students": list(g.students),
+                        }
+                        for cid, g in plan.courses.items()
+                    },
+                    "servers": servers,
+                },
+                indent=1,
+            )
+        )
     else:
-        _say(f"coursehub {'running' if pid else 'stopped'}: {plan.public_url} (data: {inst.data_dir})")
+        _say(
+            f"coursehub {'running' if pid else 'stopped'}: {plan.public_url} (data: {inst.data_dir})"
+        )
         for h in checks:
             s = state.get(h.name, {})
             restarts = s.get("restarts", 0)
-            _say(f"  {h.name:<24} {'ok ' if h.ok else 'DOWN'}  pid {s.get('pid') or '-':<8} restarts {restarts}  {h.url}")
+            _say(
+                f"  {h.name:<24} {'ok ' if h.ok else 'DOWN'}  pid {s.get('pid') or '-':<8} restarts {restarts}  {h.url}"
+            )
         for cid, g in plan.courses.items():
-            _say(f"  course {cid:<17} {len(g.instructors)} instructor(s), {len(g.students)} student(s)  {plan.public_url.rstrip('/')}{g.prefix}")
+            _say(
+                f"  course {cid:<17} {len(g.instructors)} instructor(s), {len(g.students)} student(s)  {plan.public_url.rstrip('/')}{g.prefix}"
+            )
         if servers:
-            _say("  user servers: " + ", ".join(f"{n} ({'ready' if r else 'starting'})" for n, r in sorted(servers.items())))
+            _say(
+                "  user servers: "
+                + ", ".join(
+                    f"{n} ({'ready' if r else 'starting'})" for n, r in sorted(servers.items())
+                )
+            )
     if not pid:
         return 3
     return 0 if all(h.ok for h in checks) else 1
@@ -206,15 +252,31 @@ def _running_servers(inst) -> dict[str, bool]:
 
     plan = inst.plan()
     token = load_secrets(plan.paths.secrets)["automation_token"]
-    req = urllib.request.Request(
+    req = urllib.request.Request(  # noqa: S310 - the hub on loopback
         f"{plan.hub_api_url}/users?state=active", headers={"Authorization": f"token {token}"}
     )
     try:
-        with urllib.request.urlopen(req, timeout=3) as r:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(req, timeout=3) as r:  # noqa: S310 - the hub on loopback
             users = json.load(r)
     except OSError:
         return {}
     return {u["name"]: bool(u.get("servers", {}).get("", {}).get("ready")) for u in users}
+
+
+def _installation(args):
+    """The installation of --data-dir, or exit with what to do."""
+    from .targets.local.runtime import Installation
+
+    inst = Installation(_data_dir(args))
+    if not inst.exists():
+        raise SystemExit(
+            _fail(
+                f"no coursehub installation in {inst.data_dir}; pass --data-dir, or "
+                "start one with 'coursehub up'",
+                3,
+            )
+        )
+    return inst
 
 
 def run_as_grader(data_dir: str, course_id: str, argv: list[str]) -> int:
@@ -229,18 +291,26 @@ def run_as_grader(data_dir: str, course_id: str, argv: list[str]) -> int:
     if course_id not in plan.courses:
         known = ", ".join(plan.courses) or "none"
         raise SystemExit(_fail(f"no course {course_id!r} in this installation (courses: {known})"))
-    spec = grader_spec(plan, course_id, load_secrets(plan.paths.secrets), inst.runtime()["user_env"], find_nss_wrapper())
+    spec = grader_spec(
+        plan,
+        course_id,
+        load_secrets(plan.paths.secrets),
+        inst.runtime()["user_env"],
+        find_nss_wrapper(),
+    )
     g = plan.courses[course_id]
     return subprocess.call(
-        argv, env=spec.env, cwd=g.course_root, preexec_fn=demote(spec.account, cwd=g.course_root)  # noqa: PLW1509
+        argv,
+        env=spec.env,
+        cwd=g.course_root,
+        preexec_fn=demote(spec.account, cwd=g.course_root),  # noqa: PLW1509
     )
 
 
 def cmd_nbgrader(args) -> int:
-    from .targets.local.runtime import Installation
-
-    data_dir = _data_dir(args)
-    nbgrader = os.path.join(Installation(data_dir).runtime()["user_env"], "bin", "nbgrader")
+    inst = _installation(args)
+    data_dir = inst.data_dir
+    nbgrader = os.path.join(inst.runtime()["user_env"], "bin", "nbgrader")
     argv = [a for a in args.args if a != "--"] if args.args[:1] == ["--"] else args.args
     return run_as_grader(data_dir, args.course, [nbgrader, *argv])
 
@@ -248,10 +318,9 @@ def cmd_nbgrader(args) -> int:
 def cmd_sample(args) -> int:
     """Put the sample assignment into a course, generate it and release it."""
     from .sample import write_sample
-    from .targets.local.runtime import Installation
 
-    data_dir = _data_dir(args)
-    inst = Installation(data_dir)
+    inst = _installation(args)
+    data_dir = inst.data_dir
     plan = inst.plan()
     if args.course not in plan.courses:
         return _fail(f"no course {args.course!r} in this installation")
@@ -265,10 +334,14 @@ def cmd_sample(args) -> int:
     os.chown(nb, g.account.uid, g.account.gid)
     nbgrader = os.path.join(inst.runtime()["user_env"], "bin", "nbgrader")
     _step(f"Generating {args.name} in {args.course}")
-    rc = run_as_grader(data_dir, args.course, [nbgrader, "generate_assignment", args.name, "--force"])
+    rc = run_as_grader(
+        data_dir, args.course, [nbgrader, "generate_assignment", args.name, "--force"]
+    )
     if rc == 0 and args.release:
         _step(f"Releasing {args.name} to the students of {args.course}")
-        rc = run_as_grader(data_dir, args.course, [nbgrader, "release_assignment", args.name, "--force"])
+        rc = run_as_grader(
+            data_dir, args.course, [nbgrader, "release_assignment", args.name, "--force"]
+        )
     return rc
 
 
@@ -278,7 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def data_dir_arg(p):
-        p.add_argument("--data-dir", help=f"the installation's data folder (default ./{DEFAULT_DATA_DIR})")
+        p.add_argument(
+            "--data-dir", help=f"the installation's data folder (default ./{DEFAULT_DATA_DIR})"
+        )
 
     p = sub.add_parser("init", help="write a commented starter site file")
     p.add_argument("file", nargs="?", default=DEFAULT_SITE)
@@ -292,7 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="start proxy, hub and grader servers from a site file")
     p.add_argument("--site", default=DEFAULT_SITE)
     data_dir_arg(p)
-    p.add_argument("--detach", action="store_true", help="run in the background and return when healthy")
+    p.add_argument(
+        "--detach", action="store_true", help="run in the background and return when healthy"
+    )
     p.add_argument("--user-env", help="Python environment the servers run from")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for health")
     p.set_defaults(func=cmd_up)

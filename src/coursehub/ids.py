@@ -26,7 +26,9 @@ class Ids:
     courses: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps({"people": self.people, "courses": self.courses}, indent=2, sort_keys=True)
+        return json.dumps(
+            {"people": self.people, "courses": self.courses}, indent=2, sort_keys=True
+        )
 
     @classmethod
     def from_json(cls, text: str) -> Ids:

@@ -227,7 +227,10 @@ class Plan:
                 for c, g in data["courses"].items()
             },
             groups={k: tuple(v) for k, v in data["groups"].items()},
-            roles=tuple(Role(**{k: tuple(v) if isinstance(v, list) else v for k, v in r.items()}) for r in data["roles"]),
+            roles=tuple(
+                Role(**{k: tuple(v) if isinstance(v, list) else v for k, v in r.items()})
+                for r in data["roles"]
+            ),
             folders=tuple(Folder(**f) for f in data["folders"]),
             files=tuple(File(**f) for f in data["files"]),
             extensions=data["extensions"],
@@ -325,18 +328,25 @@ def _nbgrader_layer3(g: GraderService) -> str:
 
 
 def _passwd(accounts: list[Account]) -> str:
-    return "".join(
-        f"{a.name}:x:{a.uid}:{a.gid}:{a.name}:{a.home}:/bin/bash\n" for a in accounts
-    )
+    return "".join(f"{a.name}:x:{a.uid}:{a.gid}:{a.name}:{a.home}:/bin/bash\n" for a in accounts)
 
 
 def _group(accounts: list[Account], course_groups: dict[str, tuple[int, list[str]]]) -> str:
     lines = [f"{a.name}:x:{a.gid}:\n" for a in accounts]
-    lines += [f"{name}:x:{gid}:{','.join(members)}\n" for name, (gid, members) in course_groups.items()]
+    lines += [
+        f"{name}:x:{gid}:{','.join(members)}\n" for name, (gid, members) in course_groups.items()
+    ]
     return "".join(lines)
 
 
-def derive(site: Site, data_dir: str, *, isolated: bool, ids: Ids | None = None, owner: tuple[int, int] = (0, 0)) -> Plan:
+def derive(
+    site: Site,
+    data_dir: str,
+    *,
+    isolated: bool,
+    ids: Ids | None = None,
+    owner: tuple[int, int] = (0, 0),
+) -> Plan:
     """Turn a checked site into a Plan. Pure: reads and writes nothing.
 
     data_dir must be absolute. isolated=True gives every account its own uid
@@ -416,7 +426,9 @@ def derive(site: Site, data_dir: str, *, isolated: bool, ids: Ids | None = None,
                 scopes += [f"list:services!service={cid}", f"read:services!service={cid}"]
         people[name] = Person(
             name=name,
-            account=account(name, uid, tuple(course_gid[c] for c in sorted(roles)), f"{paths.homes}/{name}"),
+            account=account(
+                name, uid, tuple(course_gid[c] for c in sorted(roles)), f"{paths.homes}/{name}"
+            ),
             admin=name in site.admins,
             courses=dict(sorted(roles.items())),
             environment=env,
@@ -439,15 +451,8 @@ def derive(site: Site, data_dir: str, *, isolated: bool, ids: Ids | None = None,
         ),
         Role(
             name="coursehub-automation",
-            description="coursehub's own token: health, status and stopping servers on 'down'",
-            scopes=(
-                "list:users",
-                "read:users:name",
-                "read:servers",
-                "delete:servers",
-                "list:services",
-                "read:services",
-            ),
+            description="coursehub's own token: which servers run, for 'coursehub status'",
+            scopes=("list:users", "read:servers"),
             services=(SERVICE_NAME,),
         ),
     ]
@@ -480,7 +485,9 @@ def derive(site: Site, data_dir: str, *, isolated: bool, ids: Ids | None = None,
     # Folders, outermost first so each can be made in order.
     ru, rg = root_uid, root_gid
     folders: list[Folder] = [
-        Folder(paths.data_dir, ru, rg, 0o755, "the data folder; every server's uid must traverse it"),
+        Folder(
+            paths.data_dir, ru, rg, 0o755, "the data folder; every server's uid must traverse it"
+        ),
         Folder(paths.secrets, ru, rg, 0o700, "generated secrets, coursehub only"),
         Folder(paths.state, ru, rg, 0o700, "hub database, passwords, plan"),
         Folder(paths.logs, ru, rg, 0o700, "logs of every process"),
@@ -488,14 +495,24 @@ def derive(site: Site, data_dir: str, *, isolated: bool, ids: Ids | None = None,
         Folder(paths.etc, ru, rg, 0o755, "configuration every server reads"),
         Folder(paths.jupyter_config, ru, rg, 0o755, "nbgrader layer 1 for every server"),
         Folder(f"{paths.jupyter_config}/roles", ru, rg, 0o755, "Jupyter config per environment"),
-        *([] if isolated else [Folder(f"{paths.etc}/nss", ru, rg, 0o755, "one passwd file per account")]),
+        *(
+            []
+            if isolated
+            else [Folder(f"{paths.etc}/nss", ru, rg, 0o755, "one passwd file per account")]
+        ),
         Folder(paths.homes, ru, rg, 0o711, "homes: traverse only, nobody lists the names"),
         Folder(paths.graders, ru, rg, 0o711, "grader homes: traverse only"),
         Folder(paths.exchange, ru, rg, 0o711, "nbgrader exchange root: traverse only"),
     ]
     for env in (STUDENT, INSTRUCTOR, STANDARD):
-        folders.append(Folder(f"{paths.jupyter_config}/roles/{env}", ru, rg, 0o755, f"{env} environment config"))
-        folders.append(Folder(f"{paths.jupyter_config}/roles/{env}/labconfig", ru, rg, 0o755, "Lab plugins"))
+        folders.append(
+            Folder(
+                f"{paths.jupyter_config}/roles/{env}", ru, rg, 0o755, f"{env} environment config"
+            )
+        )
+        folders.append(
+            Folder(f"{paths.jupyter_config}/roles/{env}/labconfig", ru, rg, 0o755, "Lab plugins")
+        )
     for g in courses.values():
         a = g.account
         gu, gg = a.uid, a.gid
@@ -505,9 +522,13 @@ def derive(site: Site, data_dir: str, *, isolated: bool, ids: Ids | None = None,
             Folder(a.home, gu, gg, 0o700, f"home of {a.name}: no student may read it"),
             Folder(g.config_dir, ru, rg, 0o755, f"config of {a.name}, owned by coursehub"),
             Folder(f"{g.config_dir}/labconfig", ru, rg, 0o755, "Lab plugins of the grader"),
-            Folder(g.course_root, gu, gg, 0o700, f"course folder of {g.course_id}: sources, gradebook"),
+            Folder(
+                g.course_root, gu, gg, 0o700, f"course folder of {g.course_id}: sources, gradebook"
+            ),
             Folder(ex, gu, cg, 0o710, "course exchange: members traverse, only the grader lists"),
-            Folder(f"{ex}/outbound", gu, cg, 0o750, "released assignments: members read, grader writes"),
+            Folder(
+                f"{ex}/outbound", gu, cg, 0o750, "released assignments: members read, grader writes"
+            ),
             Folder(f"{ex}/inbound", gu, cg, 0o730, "submissions: members drop in, cannot list"),
             Folder(f"{ex}/feedback", gu, cg, 0o710, "feedback: members fetch by its hashed name"),
         ]
@@ -519,7 +540,9 @@ def derive(site: Site, data_dir: str, *, isolated: bool, ids: Ids | None = None,
         File(
             f"{paths.jupyter_config}/nbgrader_config.py",
             _nbgrader_layer1(paths, {c.id: c.title for c in site.courses}),
-            ru, rg, 0o644,
+            ru,
+            rg,
+            0o644,
         ),
         File(paths.passwd, _passwd(accounts), ru, rg, 0o644),
         *(
@@ -534,14 +557,29 @@ def derive(site: Site, data_dir: str, *, isolated: bool, ids: Ids | None = None,
             paths.group,
             _group(
                 accounts,
-                {f"course-{c.id}": (course_gid[c.id], [grader_account(c.id), *c.instructors, *c.students]) for c in site.courses},
+                {
+                    f"course-{c.id}": (
+                        course_gid[c.id],
+                        [grader_account(c.id), *c.instructors, *c.students],
+                    )
+                    for c in site.courses
+                },
             ),
-            ru, rg, 0o644,
+            ru,
+            rg,
+            0o644,
         ),
     ]
 
     def server_config(env: str) -> str:
-        return json.dumps({"ServerApp": {"jpserver_extensions": extensions[env]["jpserver_extensions"]}}, indent=2, sort_keys=True) + "\n"
+        return (
+            json.dumps(
+                {"ServerApp": {"jpserver_extensions": extensions[env]["jpserver_extensions"]}},
+                indent=2,
+                sort_keys=True,
+            )
+            + "\n"
+        )
 
     def page_config(env: str) -> str:
         disabled = {p: True for p in extensions[env]["disabled_lab_plugins"]}
@@ -558,11 +596,26 @@ def derive(site: Site, data_dir: str, *, isolated: bool, ids: Ids | None = None,
     for g in courses.values():
         gu, gg = g.account.uid, g.account.gid
         files += [
-            File(f"{g.config_dir}/jupyter_server_config.json", server_config(GRADER), ru, rg, 0o644),
+            File(
+                f"{g.config_dir}/jupyter_server_config.json", server_config(GRADER), ru, rg, 0o644
+            ),
             File(f"{g.config_dir}/labconfig/page_config.json", page_config(GRADER), ru, rg, 0o644),
-            File(f"{g.config_dir}/nbgrader_config.py", _nbgrader_layer2(g, g.account.home), ru, rg, 0o644),
+            File(
+                f"{g.config_dir}/nbgrader_config.py",
+                _nbgrader_layer2(g, g.account.home),
+                ru,
+                rg,
+                0o644,
+            ),
             File(f"{g.config_dir}/migrated", migrated, ru, rg, 0o644),
-            File(f"{g.course_root}/nbgrader_config.py", _nbgrader_layer3(g), gu, gg, 0o644, overwrite=False),
+            File(
+                f"{g.course_root}/nbgrader_config.py",
+                _nbgrader_layer3(g),
+                gu,
+                gg,
+                0o644,
+                overwrite=False,
+            ),
         ]
 
     auth: dict[str, Any] = {"type": site.auth.type}

@@ -24,9 +24,15 @@ def _cell(kind, source: str, grade_id: str, *, solution=False, grade=False, poin
 def sample_notebook() -> nbformat.NotebookNode:
     """Two autograded points and one manually graded answer."""
     nb = new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nb.cells = [
-        _cell("markdown", "# Squares\nWrite `square(x)` that returns `x * x`.", "intro", locked=True),
+        _cell(
+            "markdown", "# Squares\nWrite `square(x)` that returns `x * x`.", "intro", locked=True
+        ),
         _cell(
             "code",
             "def square(x):\n    ### BEGIN SOLUTION\n    return x * x\n    ### END SOLUTION",

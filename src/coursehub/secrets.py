@@ -14,7 +14,7 @@ import stat
 from pathlib import Path
 
 SECRETS_FILE = "secrets.json"
-COOKIE_SECRET_FILE = "jupyterhub_cookie_secret"
+COOKIE_SECRET_FILE = "jupyterhub_cookie_secret"  # noqa: S105 - a file name
 
 
 class SecretFileError(RuntimeError):

@@ -149,8 +149,7 @@ def _schema_problem(error: jsonschema.ValidationError) -> str:
             close = difflib.get_close_matches(key, allowed, n=1)
             hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         return (
-            f"{where}: unknown key {', '.join(hints)}; allowed keys here are "
-            f"{', '.join(allowed)}"
+            f"{where}: unknown key {', '.join(hints)}; allowed keys here are {', '.join(allowed)}"
         )
     if error.validator == "required":
         return f"{where}: {error.message}; add it"
@@ -182,28 +181,41 @@ def _check_unique(names: Iterable[str], where: str, problems: list[str]) -> None
             seen[key] = name
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _strings(value: Any) -> list[str]:
+    """The strings of a list (the schema reports anything else)."""
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
 def parse_site(data: Any, source: str = "site file") -> Site:
     """Check raw site data (as loaded from YAML) and turn it into a Site."""
     if data is None:
         raise SiteError(source, ["the file is empty; run 'coursehub init' for a starter file"])
     if not isinstance(data, dict):
-        raise SiteError(source, [f"(top level): must be a mapping of keys, got {type(data).__name__}"])
+        raise SiteError(
+            source, [f"(top level): must be a mapping of keys, got {type(data).__name__}"]
+        )
     validator = jsonschema.Draft202012Validator(SCHEMA)
     problems = [
         _schema_problem(e)
         for e in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
     ]
-    if problems:
-        raise SiteError(source, problems)
+    # Go on with what is well-formed, so that one run reports every problem.
+    auth_data = _mapping(data.get("auth"))
+    auth_type = auth_data.get("type") if auth_data.get("type") in AUTH_TYPES else None
+    if auth_type:
+        for key in sorted(set(auth_data) - {"type"} - _AUTH_OPTIONS[auth_type]):
+            owner = next((t for t, opts in _AUTH_OPTIONS.items() if key in opts), None)
+            if owner:
+                problems.append(
+                    f"auth.{key}: belongs to auth type {owner!r}, not {auth_type!r}; remove it"
+                )
 
-    auth_data = data["auth"]
-    auth_type = auth_data["type"]
-    for key in sorted(set(auth_data) - {"type"} - _AUTH_OPTIONS[auth_type]):
-        owner = next(t for t, opts in _AUTH_OPTIONS.items() if key in opts)
-        problems.append(f"auth.{key}: belongs to auth type {owner!r}, not {auth_type!r}; remove it")
-
-    admins = list(data.get("admins", []))
-    people = list(data.get("people", []))
+    admins = _strings(data.get("admins"))
+    people = _strings(data.get("people"))
     for where, names in (("admins", admins), ("people", people)):
         for i, name in enumerate(names):
             if problem := username_problem(name):
@@ -213,14 +225,16 @@ def parse_site(data: Any, source: str = "site file") -> Site:
 
     course_ids: list[str] = []
     courses: list[Course] = []
-    for ci, raw in enumerate(data["courses"]):
+    raw_courses = data.get("courses") if isinstance(data.get("courses"), list) else []
+    for ci, raw in enumerate(raw_courses):
         where = f"courses[{ci}]"
-        cid = raw["id"]
-        if problem := course_id_problem(cid):
+        raw = _mapping(raw)
+        cid = raw.get("id") if isinstance(raw.get("id"), str) else ""
+        if cid and (problem := course_id_problem(cid)):
             problems.append(f"{where}.id: {cid!r} {problem}")
         course_ids.append(cid)
-        instructors = list(raw.get("instructors", []))
-        students = list(raw.get("students", []))
+        instructors = _strings(raw.get("instructors"))
+        students = _strings(raw.get("students"))
         for role, names in (("instructors", instructors), ("students", students)):
             for i, name in enumerate(names):
                 if problem := username_problem(name):
@@ -238,13 +252,15 @@ def parse_site(data: Any, source: str = "site file") -> Site:
         courses.append(
             Course(
                 id=cid,
-                title=raw.get("title") or cid,
+                title=raw.get("title")
+                if isinstance(raw.get("title"), str) and raw["title"]
+                else cid,
                 instructors=tuple(instructors),
                 students=tuple(students),
             )
         )
     for i, cid in enumerate(course_ids):
-        if isinstance(cid, str) and cid.lower() in {c.lower() for c in course_ids[:i]}:
+        if cid and cid.lower() in {c.lower() for c in course_ids[:i]}:
             first = next(j for j, c in enumerate(course_ids) if c.lower() == cid.lower())
             problems.append(
                 f"courses[{i}].id: {cid!r} is already the id of courses[{first}]; "
@@ -252,8 +268,16 @@ def parse_site(data: Any, source: str = "site file") -> Site:
             )
 
     if auth_type == "shared-password":
-        user_pw = auth_data.get("user_password")
-        admin_pw = auth_data.get("admin_password")
+        user_pw = (
+            auth_data.get("user_password")
+            if isinstance(auth_data.get("user_password"), str)
+            else ""
+        )
+        admin_pw = (
+            auth_data.get("admin_password")
+            if isinstance(auth_data.get("admin_password"), str)
+            else ""
+        )
         if not user_pw:
             problems.append(
                 "auth.user_password: required for auth type 'shared-password'; add it "
@@ -311,7 +335,9 @@ def load_site(path: str | Path) -> Site:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise SiteError(str(path), [f"{where}not valid YAML ({getattr(err, 'problem', err)})"]) from None
+        raise SiteError(
+            str(path), [f"{where}not valid YAML ({getattr(err, 'problem', err)})"]
+        ) from None
     return parse_site(data, str(path))
 
 

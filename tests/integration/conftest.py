@@ -74,8 +74,8 @@ class Installation:
         self.site_file.write_text(yaml.safe_dump(site, sort_keys=False))
         self.url = f"http://127.0.0.1:{self.port}/"
 
-    def cli(self, *args: str, **kw) -> subprocess.CompletedProcess:
-        return coursehub(*args, "--data-dir", str(self.data_dir), **kw)
+    def cli(self, command: str, *args: str, **kw) -> subprocess.CompletedProcess:
+        return coursehub(command, "--data-dir", str(self.data_dir), *args, **kw)
 
     def up(self) -> subprocess.CompletedProcess:
         return self.cli("up", "--site", str(self.site_file), "--detach", "--timeout", "120")
@@ -133,3 +133,12 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.3):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def open_tmp():
+    """A temporary folder every uid can traverse (pytest's tmp_path is not)."""
+    path = Path(tempfile.mkdtemp(prefix="coursehub-test-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -33,7 +33,12 @@ SITE = {
     "people": ["ines", "cleo", "sam", "tom"],
     "courses": [
         {"id": "algebra", "title": "Linear Algebra", "instructors": ["ines"], "students": ["sam"]},
-        {"id": "biology", "title": "Biology 1", "instructors": ["ines"], "students": ["sam", "tom"]},
+        {
+            "id": "biology",
+            "title": "Biology 1",
+            "instructors": ["ines"],
+            "students": ["sam", "tom"],
+        },
         {"id": "chem", "title": "Chemistry", "instructors": ["cleo"], "students": ["tom"]},
     ],
 }
@@ -75,7 +80,9 @@ def people(inst):
 def test_up_is_healthy(inst):
     status = inst.status()
     assert status["running"] is True
-    assert {"proxy", "hub", "grader-algebra", "grader-biology", "grader-chem"} <= set(status["processes"])
+    assert {"proxy", "hub", "grader-algebra", "grader-biology", "grader-chem"} <= set(
+        status["processes"]
+    )
     assert all(p["ok"] for p in status["processes"].values()), status["processes"]
     assert inst.cli("status").returncode == 0
 
@@ -145,7 +152,9 @@ def test_instructor_course_list_shows_exactly_her_courses(servers):
     assert r.status_code == 200
     courses = r.json()["value"]
     assert [c["course_id"] for c in courses] == ["algebra", "biology"]
-    assert all(c["url"].endswith(f"/services/{c['course_id']}/lab?formgrader=true") for c in courses)
+    assert all(
+        c["url"].endswith(f"/services/{c['course_id']}/lab?formgrader=true") for c in courses
+    )
 
 
 def test_extensions_per_role_on_the_server(servers, inst):
@@ -171,14 +180,18 @@ def test_every_server_has_its_own_uid_and_privacy_holds(servers, inst):
             if name == "sam":
                 denied = k.run(
                     "import os\n"
-                    "for path in " + repr([
-                        plan["courses"]["algebra"]["course_root"],
-                        plan["courses"]["algebra"]["account"]["home"],
-                        plan["people"]["tom"]["account"]["home"],
-                        plan["people"]["ines"]["account"]["home"],
-                        plan["paths"]["secrets"],
-                        plan["paths"]["state"],
-                    ]) + ":\n"
+                    "for path in "
+                    + repr(
+                        [
+                            plan["courses"]["algebra"]["course_root"],
+                            plan["courses"]["algebra"]["account"]["home"],
+                            plan["people"]["tom"]["account"]["home"],
+                            plan["people"]["ines"]["account"]["home"],
+                            plan["paths"]["secrets"],
+                            plan["paths"]["state"],
+                        ]
+                    )
+                    + ":\n"
                     "    try:\n"
                     "        os.listdir(path); print('READ', path)\n"
                     "    except PermissionError:\n"
@@ -318,6 +331,94 @@ def test_side_by_side_installation(inst, show_logs):
     finally:
         other.down()
         other.remove()
+
+
+def _api(inst, token: str, method: str, path: str, **kw) -> requests.Response:
+    return requests.request(
+        method,
+        f"{inst.url}hub/api/{path}",
+        headers={"Authorization": f"token {token}"},
+        timeout=10,
+        **kw,
+    )
+
+
+def test_service_tokens_hold_the_fewest_scopes_that_work(inst, people):
+    """Each grader service can do what nbgrader asks of it for its own course, and no more."""
+    secrets = json.loads((inst.data_dir / "secrets" / "secrets.json").read_text())
+    algebra = secrets["service_token:algebra"]
+    # works: its own groups (the course list), its student group (adding a student)
+    r = _api(inst, algebra, "GET", "users/grader-algebra")
+    assert r.status_code == 200 and "formgrade-algebra" in r.json()["groups"]
+    assert [g["name"] for g in _api(inst, algebra, "GET", "groups").json()] == ["nbgrader-algebra"]
+    r = _api(inst, algebra, "POST", "groups/nbgrader-algebra/users", json={"users": ["sam"]})
+    assert r.status_code == 200
+    # refused: other courses, other people, servers, admin
+    assert _api(
+        inst, algebra, "POST", "groups/nbgrader-biology/users", json={"users": ["sam"]}
+    ).status_code in (403, 404)
+    assert _api(
+        inst, algebra, "POST", "groups/formgrade-algebra/users", json={"users": ["sam"]}
+    ).status_code in (403, 404)
+    assert _api(inst, algebra, "GET", "users/sam").status_code in (403, 404)
+    assert _api(inst, algebra, "DELETE", "users/sam/server").status_code in (403, 404)
+    assert _api(inst, algebra, "POST", "users/newbie").status_code == 403
+    # coursehub's own token: sees which servers run, changes nothing
+    auto = secrets["automation_token"]
+    assert _api(inst, auto, "GET", "users").status_code == 200
+    assert _api(inst, auto, "DELETE", "users/sam/server").status_code in (403, 404)
+    assert _api(inst, auto, "POST", "users/newbie").status_code == 403
+    assert _api(inst, auto, "GET", "groups").status_code == 403
+
+
+def test_instructor_token_sees_only_her_courses_services(servers):
+    k = Kernel(servers["ines"])
+    try:
+        out = k.run(
+            "import os, json, urllib.request\n"
+            "req = urllib.request.Request(os.environ['JUPYTERHUB_API_URL'] + '/services',\n"
+            "    headers={'Authorization': 'token ' + os.environ['JUPYTERHUB_API_TOKEN']})\n"
+            "print(json.dumps(sorted(json.load(urllib.request.urlopen(req)))))\n"
+        )
+    finally:
+        k.close()
+    assert json.loads(out) == ["algebra", "biology"]
+
+
+def test_grader_service_has_the_grader_extensions(servers):
+    ines = servers["ines"]
+    r = ines.visit("services/algebra/formgrader/manage_assignments")
+    assert r.status_code == 200
+    # the grader's server has no assignment list and no course list (the POC's table)
+    assert (
+        ines.get_as_browser(
+            "GET", "services/algebra/assignments", params={"course_id": "algebra"}
+        ).status_code
+        == 404
+    )
+    assert ines.get_as_browser("GET", "services/algebra/formgraders").status_code == 404
+    page = ines.visit("services/algebra/lab").text
+    disabled = page.split("disabledExtensions", 1)[1][:2000]
+    assert "@jupyter/nbgrader:assignment-list" in disabled
+    assert "@jupyter/nbgrader:formgrader" not in disabled
+
+
+def test_submission_is_filed_under_the_student(servers, inst):
+    sam = servers["sam"]
+    r = sam.server(
+        "POST", "assignments/fetch", data={"course_id": "algebra", "assignment_id": "hw-algebra"}
+    )
+    assert r.json()["success"], r.text
+    r = sam.server(
+        "POST", "assignments/submit", data={"course_id": "algebra", "assignment_id": "hw-algebra"}
+    )
+    assert r.json()["success"], r.text
+    inbound = Path(inst.plan()["paths"]["exchange"], "algebra", "inbound")
+    entries = list(inbound.iterdir())
+    assert [e.name.split("+")[0] for e in entries] == ["sam"]
+    assert entries[0].stat().st_uid == inst.plan()["people"]["sam"]["account"]["uid"]
+    listed = inst.cli("nbgrader", "algebra", "--", "list", "--inbound")
+    assert "algebra sam hw-algebra" in listed.stdout + listed.stderr
 
 
 def test_down_then_up_keeps_everything(inst, servers):

@@ -107,7 +107,9 @@ def check_ports(plan: Plan) -> None:
         )
 
 
-def prepare(site_file: str, data_dir: str, user_env: str | None = None, check_ports_free: bool = True) -> Prepared:
+def prepare(
+    site_file: str, data_dir: str, user_env: str | None = None, check_ports_free: bool = True
+) -> Prepared:
     """Check everything, then write the data folder. Raises SiteError or PreflightError."""
     site = load_site(site_file)  # a bad site file stops here, before anything is written
     data_dir = str(Path(data_dir).absolute())

@@ -27,7 +27,9 @@ class ProcessSpec:
     log: str
     account: Account | None  # None: run as coursehub's own account
     health_url: str  # answers 200 when ready
-    health_any_status: bool = False  # True: any HTTP answer means ready (the proxy's API wants a token)
+    health_any_status: bool = (
+        False  # True: any HTTP answer means ready (the proxy's API wants a token)
+    )
 
 
 def _base_env(plan: Plan) -> dict[str, str]:

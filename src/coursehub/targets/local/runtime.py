@@ -79,7 +79,9 @@ def save_runtime(data_dir: str, user_env: str, hub_config_file: str) -> None:
     )
 
 
-def build_supervisor(inst: Installation, on_event: Callable[[str], None] | None = None) -> Supervisor:
+def build_supervisor(
+    inst: Installation, on_event: Callable[[str], None] | None = None
+) -> Supervisor:
     plan = inst.plan()
     rt = inst.runtime()
     secrets = load_secrets(plan.paths.secrets)
@@ -146,7 +148,9 @@ def health(inst: Installation) -> list[Health]:
         Health("proxy", f"http://127.0.0.1:{plan.ports.proxy_api}/api/routes", False),
         Health("hub", f"{plan.public_url}hub/health", False),
     ]
-    checks += [Health(f"grader-{cid}", f"{g.url}{g.prefix}api", False) for cid, g in plan.courses.items()]
+    checks += [
+        Health(f"grader-{cid}", f"{g.url}{g.prefix}api", False) for cid, g in plan.courses.items()
+    ]
     for h in checks:
         # the proxy's API wants its token: any answer (even 403) means it listens
         h.ok = http_answers(h.url) if h.name == "proxy" else http_ok(h.url)

@@ -9,6 +9,7 @@ stops, user servers and kernels included.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -123,10 +124,8 @@ def terminate_all(pids: list[int], grace: float) -> list[int]:
 
 
 def _signal(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _exists(pid: int) -> bool:
@@ -150,8 +149,13 @@ def _exists(pid: int) -> bool:
 
 
 class Supervisor:
-    def __init__(self, data_dir: str, specs: list[ProcessSpec], state_file: str,
-                 on_event: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        data_dir: str,
+        specs: list[ProcessSpec],
+        state_file: str,
+        on_event: Callable[[str], None] | None = None,
+    ):
         self.data_dir = data_dir
         self.children = {s.name: Child(s) for s in specs}
         self.state_file = state_file
