@@ -310,14 +310,16 @@ def test_hub_kill_keeps_user_servers(servers, inst):
         k.close()
 
 
-def test_side_by_side_installation(inst, show_logs):
+def test_side_by_side_installation_with_a_shared_password(inst, show_logs):
+    """A second installation (other data folder, other ports) runs beside the first;
+    its demo-style shared password lets in only the people of its site file."""
     other = show_logs(
         Installation(
             {
                 "org": "Other",
-                "auth": {"type": "first-use"},
-                "people": ["una"],
-                "courses": [{"id": "algebra", "instructors": ["una"]}],
+                "auth": {"type": "shared-password", "user_password": "shared-demo-pw"},
+                "people": ["una", "vic"],
+                "courses": [{"id": "algebra", "instructors": ["una"], "students": ["vic"]}],
             },
             "side",
         )
@@ -325,6 +327,17 @@ def test_side_by_side_installation(inst, show_logs):
     try:
         other.up()
         assert other.status()["running"] and inst.status()["running"]
+        una = Person(other.url, "una")
+        una.login("shared-demo-pw")
+        assert una.logged_in()
+        assert una.visit("services/algebra/formgrader").status_code == 200
+        stranger = Person(other.url, "mallory")
+        stranger.login("shared-demo-pw")
+        assert not stranger.logged_in()
+        # the same course id in two installations: separate grader servers
+        assert (
+            other.plan()["courses"]["algebra"]["port"] != inst.plan()["courses"]["algebra"]["port"]
+        )
         other.down()
         assert other.processes() == []
         assert all(p["ok"] for p in inst.status()["processes"].values())
