@@ -73,6 +73,13 @@ class Person:
         kw.setdefault("timeout", 60)
         return self.s.request(method, url, headers=headers, **kw)
 
+    def service(self, method: str, course: str, path: str, **kw) -> requests.Response:
+        """Call a course's grader service (after visiting it once), as its Lab UI does."""
+        url = self.url(f"services/{course}/" + path.lstrip("/"))
+        xsrf = self.s.cookies.get("_xsrf", path=f"/services/{course}/") or self._xsrf()
+        kw.setdefault("timeout", 120)
+        return self.s.request(method, url, headers={"X-XSRFToken": xsrf, "Referer": url}, **kw)
+
     def visit(self, path: str) -> requests.Response:
         """Follow redirects (OAuth included) like a browser."""
         return self.s.get(self.url(path), timeout=60)

@@ -311,8 +311,7 @@ def cmd_nbgrader(args) -> int:
     inst = _installation(args)
     data_dir = inst.data_dir
     nbgrader = os.path.join(inst.runtime()["user_env"], "bin", "nbgrader")
-    argv = [a for a in args.args if a != "--"] if args.args[:1] == ["--"] else args.args
-    return run_as_grader(data_dir, args.course, [nbgrader, *argv])
+    return run_as_grader(data_dir, args.course, [nbgrader, *args.args])
 
 
 def cmd_sample(args) -> int:
@@ -386,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("nbgrader", help="run an nbgrader command as a course's grader account")
     p.add_argument("course")
     data_dir_arg(p)
-    p.add_argument("args", nargs=argparse.REMAINDER, help="-- then nbgrader's arguments")
+    p.add_argument("args", nargs="*", help="-- then nbgrader's arguments, passed on as they are")
     p.set_defaults(func=cmd_nbgrader)
 
     p = sub.add_parser("sample", help="add, generate and release the sample assignment in a course")
@@ -403,7 +402,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after the first '--' belongs to the command coursehub runs (nbgrader).
+    passthrough: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1 :]
     args = build_parser().parse_args(argv)
+    if hasattr(args, "args"):
+        args.args = [*args.args, *passthrough]
+    elif passthrough:
+        return _fail(f"'coursehub {args.command}' takes no arguments after '--'", 2)
     return args.func(args)
 
 

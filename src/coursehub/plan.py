@@ -529,9 +529,22 @@ def derive(
             Folder(
                 f"{ex}/outbound", gu, cg, 0o750, "released assignments: members read, grader writes"
             ),
-            Folder(f"{ex}/inbound", gu, cg, 0o730, "submissions: members drop in, cannot list"),
+            Folder(
+                f"{ex}/inbound", gu, cg, 0o710, "submissions: one folder per student, unlistable"
+            ),
             Folder(f"{ex}/feedback", gu, cg, 0o710, "feedback: members fetch by its hashed name"),
         ]
+        for student in g.students:
+            # the student writes, the grader's group reads (setgid keeps new files in it)
+            folders.append(
+                Folder(
+                    f"{ex}/inbound/{student}",
+                    people[student].account.uid,
+                    gg,
+                    0o2750,
+                    f"submissions of {student}: theirs and the grader's only",
+                )
+            )
 
     # Files.
     accounts = [p.account for p in people.values()] + [g.account for g in courses.values()]

@@ -225,11 +225,26 @@ def test_exchange_folders_belong_to_the_course_group(plan):
         grader = plan.courses[cid].account
         inbound = folder(plan, f"{DATA_DIR}/exchange/{cid}/inbound")
         outbound = folder(plan, f"{DATA_DIR}/exchange/{cid}/outbound")
-        assert inbound.mode == 0o730
+        assert inbound.mode == 0o710  # members traverse; nobody but the grader lists
         assert outbound.mode == 0o750
         for f in (inbound, outbound):
             assert f.gid == course_gid(plan, cid)
             assert f.uid == grader.uid
+
+
+def test_each_student_submits_into_a_folder_of_their_own(plan):
+    """inbound/{student}: owned by the student, readable by the grader's group only."""
+    for cid, g in plan.courses.items():
+        per_student = {
+            f.path.rsplit("/", 1)[1]: f
+            for f in plan.folders
+            if f.path.startswith(f"{DATA_DIR}/exchange/{cid}/inbound/")
+        }
+        assert sorted(per_student) == sorted(g.students)
+        for name, f in per_student.items():
+            assert f.uid == plan.people[name].account.uid
+            assert f.gid == g.account.gid  # the grader's private group, nobody else's
+            assert f.mode == 0o2750
 
 
 def test_no_folder_is_world_writable(plan):
