@@ -503,7 +503,9 @@ def derive(
         Folder(paths.homes, ru, rg, 0o711, "homes: traverse only, nobody lists the names"),
         Folder(paths.graders, ru, rg, 0o711, "grader homes: traverse only"),
         Folder(paths.exchange, ru, rg, 0o711, "nbgrader exchange root: traverse only"),
+        Folder(f"{paths.exchange}/.feedback", ru, rg, 0o711, "feedback, one folder per student"),
     ]
+    feedback_roots: set[str] = set()
     for env in (STUDENT, INSTRUCTOR, STANDARD):
         folders.append(
             Folder(
@@ -535,6 +537,27 @@ def derive(
             Folder(f"{ex}/feedback", gu, cg, 0o710, "feedback: members fetch by its hashed name"),
         ]
         for student in g.students:
+            sa = people[student].account
+            fb = f"{paths.exchange}/.feedback/{student}"
+            if fb not in feedback_roots:
+                feedback_roots.add(fb)
+                folders.append(Folder(fb, ru, rg, 0o711, f"feedback of {student}, per course"))
+            folders += [
+                Folder(
+                    f"{fb}/{g.course_id}",
+                    gu,
+                    sa.gid,
+                    0o710,
+                    f"{student}'s feedback in {g.course_id}",
+                ),
+                Folder(
+                    f"{fb}/{g.course_id}/feedback",
+                    gu,
+                    sa.gid,
+                    0o750,
+                    f"feedback for {student}: the grader writes, only {student} reads",
+                ),
+            ]
             # the student writes, the grader's group reads (setgid keeps new files in it)
             folders.append(
                 Folder(

@@ -12,8 +12,9 @@ modes from the Plan) and these classes keep them that way:
   nobody else can list, read or write it, even knowing a submission's name;
 - a student submits only as themselves, and collect takes a submission only
   from the folder of the student it names, owned by that student's uid;
-- feedback files keep nbgrader's names, a hash of a per-submission secret
-  that only the student and the grader hold, in a folder nobody can list.
+- feedback goes to a folder per student and course,
+  ``.feedback/{student}/{course}/feedback/``, written by the course's grader
+  and readable by that student's private group only.
 """
 
 from __future__ import annotations
@@ -44,8 +45,29 @@ SUBMISSION_DIR_MODE = 0o755
 SUBMISSION_FILE_MODE = 0o644
 
 
+FEEDBACK_TREE = ".feedback"  # a course id never starts with '.', so this never clashes
+
+
 def student_inbound(root: str, course_id: str, student: str) -> str:
     return os.path.join(root, course_id, "inbound", student)
+
+
+def feedback_root(root: str, student: str) -> str:
+    """A root under which ``{course}/feedback`` is the student's own feedback folder,
+    so nbgrader's own path logic finds it unchanged."""
+    return os.path.join(root, FEEDBACK_TREE, student)
+
+
+class _StudentFeedbackRoot:
+    """Look for feedback in the student's own folder instead of the course's."""
+
+    def _with_feedback_root(self, method):
+        real = self.root
+        self.root = feedback_root(real, get_username())
+        try:
+            return method()
+        finally:
+            self.root = real
 
 
 class _PreparedRoot:
@@ -66,8 +88,12 @@ class CourseFetchAssignment(_PreparedRoot, ExchangeFetchAssignment):
     pass
 
 
-class CourseFetchFeedback(_PreparedRoot, ExchangeFetchFeedback):
-    pass
+class CourseFetchFeedback(_StudentFeedbackRoot, _PreparedRoot, ExchangeFetchFeedback):
+    def init_src(self):
+        me = get_username()
+        if self.coursedir.student_id not in ("*", "", me):
+            self.fail(f"You can only fetch your own feedback ({me}).")
+        self._with_feedback_root(super().init_src)
 
 
 class CourseReleaseAssignment(_PreparedRoot, ExchangeReleaseAssignment):
@@ -75,7 +101,34 @@ class CourseReleaseAssignment(_PreparedRoot, ExchangeReleaseAssignment):
 
 
 class CourseReleaseFeedback(_PreparedRoot, ExchangeReleaseFeedback):
-    pass
+    """Release each student's feedback into their own folder."""
+
+    def copy_files(self):
+        wanted = self.coursedir.student_id or "*"
+        pattern = self.coursedir.format_path(
+            self.coursedir.feedback_directory, wanted, self.coursedir.assignment_id
+        )
+        students = sorted(
+            os.path.basename(os.path.dirname(p)) for p in glob.glob(pattern) if os.path.isdir(p)
+        )
+        course_id = self.coursedir.course_id
+        try:
+            for student in students:
+                self.coursedir.student_id = student
+                self.init_src()
+                self.dest_path = os.path.join(
+                    feedback_root(self.root, student), course_id, "feedback"
+                )
+                if not os.path.isdir(self.dest_path):
+                    self.log.warning(
+                        "No feedback folder for %s in %s (not a student of the course?); skipped",
+                        student,
+                        course_id,
+                    )
+                    continue
+                super().copy_files()
+        finally:
+            self.coursedir.student_id = wanted
 
 
 class CourseSubmit(_PreparedRoot, ExchangeSubmit):
@@ -208,6 +261,16 @@ class CourseList(_PreparedRoot, ExchangeList):
             self.root, self.coursedir.course_id, "inbound", student, f"{student}+{assignment}+*"
         )
         self.assignments = sorted(glob.glob(pattern))
+
+    def parse_assignments(self):
+        if self.cached:  # a student's own submissions: their feedback is in their folder
+            real = self.root
+            self.root = feedback_root(real, get_username())
+            try:
+                return super().parse_assignments()
+            finally:
+                self.root = real
+        return super().parse_assignments()
 
     def parse_assignment(self, assignment):
         if not self.inbound:
