@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything coursehub needs on this machine; safe to run again.
-#   - Debian packages (when root): nss_wrapper, Node.js and npm if missing
+#   - Debian packages (when root): nss_wrapper, Node.js, npm and Chromium if missing
 #   - .venv: coursehub (editable), JupyterHub, nbgrader, test tools, from the lock
 #   - node_modules: configurable-http-proxy, from package-lock.json
 #   - the servers' environment (when root): /opt/coursehub/user-env, readable by every uid
@@ -20,6 +20,7 @@ if [ "$(id -u)" = 0 ]; then
   ls /usr/lib/*-linux-gnu/libnss_wrapper.so >/dev/null 2>&1 || need+=(libnss-wrapper)
   command -v node >/dev/null || need+=(nodejs)
   command -v npm >/dev/null || need+=(npm)
+  [ -x /usr/bin/chromium ] || need+=(chromium)  # the browser tests drive Debian's Chromium
   if [ ${#need[@]} -gt 0 ]; then
     step "Installing Debian packages: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
