@@ -451,8 +451,22 @@ def derive(
         ),
         Role(
             name="coursehub-automation",
-            description="coursehub's own token: which servers run, for 'coursehub status'",
-            scopes=("list:users", "read:servers"),
+            description=(
+                "coursehub's own token: status and doctor read users, servers and services; "
+                "roster changes create hub users and set course group membership"
+            ),
+            scopes=(
+                "list:users",
+                "read:servers",
+                "list:services",
+                "read:services",
+                "admin:users",
+                *(
+                    f"groups!group={group(c.id)}"
+                    for c in site.courses
+                    for group in (nbgrader_group, formgrade_group)
+                ),
+            ),
             services=(SERVICE_NAME,),
         ),
     ]

@@ -376,12 +376,24 @@ def test_service_tokens_hold_the_fewest_scopes_that_work(inst, people):
     assert _api(inst, algebra, "GET", "users/sam").status_code in (403, 404)
     assert _api(inst, algebra, "DELETE", "users/sam/server").status_code in (403, 404)
     assert _api(inst, algebra, "POST", "users/newbie").status_code == 403
-    # coursehub's own token: sees which servers run, changes nothing
+    # coursehub's own token: reads users, servers and services, manages course groups;
+    # it cannot touch servers, tokens or admin rights, nor other groups
     auto = secrets["automation_token"]
     assert _api(inst, auto, "GET", "users").status_code == 200
+    assert sorted(_api(inst, auto, "GET", "services").json()) == [
+        "algebra",
+        "biology",
+        "chem",
+        "coursehub",
+    ]
+    groups = {g["name"] for g in _api(inst, auto, "GET", "groups").json()}
+    assert groups == {
+        f"{k}-{c}" for k in ("nbgrader", "formgrade") for c in ("algebra", "biology", "chem")
+    }
     assert _api(inst, auto, "DELETE", "users/sam/server").status_code in (403, 404)
-    assert _api(inst, auto, "POST", "users/newbie").status_code == 403
-    assert _api(inst, auto, "GET", "groups").status_code == 403
+    assert _api(inst, auto, "POST", "users/sam/tokens", json={}).status_code in (403, 404)
+    assert _api(inst, auto, "PATCH", "users/sam", json={"admin": True}).status_code == 403
+    assert _api(inst, auto, "POST", "groups/staff").status_code in (403, 404)
 
 
 def test_instructor_token_sees_only_her_courses_services(servers):

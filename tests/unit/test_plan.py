@@ -163,8 +163,12 @@ def test_instructor_token_scopes_name_their_grader_services(plan):
 
 
 def test_no_role_has_admin_or_inherit(plan):
+    """No admin scope anywhere, but admin:users on coursehub's own token: roster
+    changes create hub users (JupyterHub refuses it the grant of admin rights)."""
     for role in plan.roles:
         for scope in role.scopes:
+            if role.name == "coursehub-automation" and scope == "admin:users":
+                continue
             assert not scope.startswith("admin"), (role.name, scope)
             assert scope != "inherit", role.name
 
