@@ -26,6 +26,10 @@ class Kernel:
 
     def run(self, code: str, timeout: float = 60) -> str:
         """Execute `code`; return its stdout. Raises with the traceback on an error."""
+        return self.result(self.execute(code), timeout)
+
+    def execute(self, code: str) -> str:
+        """Start executing `code` without waiting; returns the request's id."""
         msg_id = uuid.uuid4().hex
         self.ws.send(
             json.dumps(
@@ -45,6 +49,10 @@ class Kernel:
                 }
             )
         )
+        return msg_id
+
+    def result(self, msg_id: str, timeout: float = 60) -> str:
+        """Wait for the request `msg_id` to finish; its stdout, or raise with its traceback."""
         out: list[str] = []
         error = None
         deadline = time.monotonic() + timeout

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -100,8 +99,8 @@ def cmd_up(args) -> int:
     inst = Installation(data_dir)
     running = inst.supervisor_pid()
     if running:
-        _say(f"coursehub is already running for {data_dir} (pid {running}).")
-        return cmd_status(argparse.Namespace(data_dir=data_dir, json=False))
+        _step(f"coursehub runs for {data_dir} (pid {running}): applying {args.site} to it")
+        return _apply(inst, args.site)
     if os.geteuid() != 0:
         print(
             "WARNING: coursehub is not running as root, so every server runs as your own "
@@ -124,13 +123,14 @@ def cmd_up(args) -> int:
         f"Prepared {data_dir}: {len(plan.courses)} course(s), {len(plan.people)} people, "
         f"{'one uid each' if plan.isolated else 'no isolation'}"
     )
-    save_runtime(data_dir, prepared.user_env, prepared.hub_config_file)
+    save_runtime(data_dir, prepared.user_env, prepared.hub_config_file, args.site)
     if not args.detach:
         _step("Starting proxy, hub and grader servers (Ctrl-C stops everything)")
         pid = os.fork()
         if pid == 0:  # report progress from a child while this process supervises
             ok = wait_healthy(inst, args.timeout, lambda m: _step(m), os.getppid())
             if ok:
+                _settle(inst)
                 _print_login(inst, args.site)
             os._exit(0 if ok else 1)
         return supervise(inst)
@@ -144,8 +144,146 @@ def cmd_up(args) -> int:
         _tail_logs(inst)
         return 1
     _step(f"Healthy in {time.monotonic() - t0:.1f}s")
+    _settle(inst)
     _print_login(inst, args.site)
     return 0
+
+
+def _settle(inst) -> None:
+    """After a start: hub groups exactly as the site says (the hub only ever adds to
+    them when it loads its config), and a gradebook row for every student."""
+    from .targets.local.apply import sync_gradebooks, sync_hub
+
+    plan = inst.plan()
+    users, changes = sync_hub(plan)
+    for line in changes:
+        _step(line)
+    added = sync_gradebooks(inst, plan)
+    for cid, names in added.items():
+        if names:
+            _step(f"gradebook of {cid}: added {', '.join(names)}")
+
+
+def _apply(inst, site_file: str) -> int:
+    """Apply the site file to the installation (live when it runs) and report."""
+    from .targets.local.apply import apply_site
+    from .targets.local.install import PreflightError
+
+    try:
+        applied = apply_site(inst, site_file, _step)
+    except SiteError as err:
+        print(err, file=sys.stderr)
+        return 2
+    except (PreflightError, RuntimeError) as err:
+        return _fail(str(err))
+    for line in applied.lines():
+        _step(line)
+    if not applied.running:
+        _step("not running: the change takes effect at the next 'coursehub up'")
+    return 0
+
+
+def _site_of(args, inst) -> str:
+    """--site, else the site file the installation was started with, else ./coursehub.yaml."""
+    if args.site:
+        return args.site
+    if inst.exists():
+        try:
+            return inst.runtime()["site_file"]
+        except (OSError, KeyError):
+            pass
+    return DEFAULT_SITE
+
+
+def _change(args, change, describe: str) -> int:
+    """Change the site file (atomically, old one kept as FILE.bak), then apply it."""
+    from .roster import RosterError
+    from .sitefile import change_site
+    from .targets.local.runtime import Installation
+
+    inst = Installation(_data_dir(args))
+    site_file = _site_of(args, inst)
+    try:
+        change_site(site_file, change)
+    except RosterError as err:
+        return _fail(str(err), 2)
+    except SiteError as err:
+        print(err, file=sys.stderr)
+        return 2
+    except FileNotFoundError:
+        return _fail(f"no site file {site_file}; pass --site", 2)
+    _step(f"{describe} (in {site_file}; the previous version is {site_file}.bak)")
+    if not inst.exists():
+        _step("no installation in this data folder yet: 'coursehub up' will start it")
+        return 0
+    return _apply(inst, site_file)
+
+
+def cmd_course(args) -> int:
+    from . import roster
+    from .sitefile import read_raw
+    from .targets.local.runtime import Installation
+
+    if args.action == "list":
+        inst = Installation(_data_dir(args))
+        data = read_raw(_site_of(args, inst))
+        for c in data.get("courses") or []:
+            _say(
+                f"{c.get('id'):<20} {c.get('title') or '':<32} "
+                f"{len(c.get('instructors') or [])} instructor(s), {len(c.get('students') or [])} student(s)"
+            )
+        return 0
+    if args.action == "add":
+        return _change(
+            args,
+            lambda d: roster.add_course(d, args.course, args.title, args.instructor, args.student),
+            f"added course {args.course}",
+        )
+    return _change(
+        args, lambda d: roster.remove_course(d, args.course), f"removed course {args.course}"
+    )
+
+
+def cmd_member(args) -> int:
+    from . import roster
+    from .sitefile import read_raw
+    from .targets.local.runtime import Installation
+
+    if args.action == "list":
+        inst = Installation(_data_dir(args))
+        try:
+            rows = roster.members(read_raw(_site_of(args, inst)), args.course)
+        except roster.RosterError as err:
+            return _fail(str(err), 2)
+        for name, role in rows:
+            _say(f"{name:<32} {role}")
+        return 0
+    if args.action == "add":
+        return _change(
+            args,
+            lambda d: roster.add_member(d, args.course, args.name, args.role),
+            f"added {args.name} to {args.course} as {args.role}",
+        )
+    if args.action == "remove":
+        return _change(
+            args,
+            lambda d: roster.remove_member(d, args.course, args.name),
+            f"removed {args.name} from {args.course}",
+        )
+    try:
+        rows = roster.parse_members_csv(Path(args.csv).read_text(encoding="utf-8-sig"))
+    except OSError as err:
+        return _fail(f"cannot read {args.csv}: {err.strerror}", 2)
+    except roster.RosterError as err:
+        return _fail(str(err), 2)
+
+    def add_all(data):
+        for name, role in rows:
+            roster.add_member(data, args.course, name, role)
+
+    return _change(
+        args, add_all, f"imported {len(rows)} member(s) into {args.course} from {args.csv}"
+    )
 
 
 def _tail_logs(inst, lines: int = 15) -> None:
@@ -244,6 +382,23 @@ def cmd_status(args) -> int:
     return 0 if all(h.ok for h in checks) else 1
 
 
+def cmd_doctor(args) -> int:
+    from .doctor import diagnose, report
+
+    inst = _installation(args)
+    running = inst.supervisor_pid() is not None
+    _step(f"Checking {inst.data_dir} ({'running' if running else 'stopped'})")
+    try:
+        problems = diagnose(inst.data_dir, args.site, lambda m: _say(f"  note: {m}"))
+    except SiteError as err:
+        print(err, file=sys.stderr)
+        return 2
+    except PermissionError as err:
+        return _fail(f"cannot read {err.filename}: run doctor as the user who ran 'up'", 2)
+    report(problems, _say)
+    return 1 if problems else 0
+
+
 def _running_servers(inst) -> dict[str, bool]:
     """name -> ready, from the hub API with coursehub's own (read-only here) token."""
     import urllib.request
@@ -280,31 +435,13 @@ def _installation(args):
 
 
 def run_as_grader(data_dir: str, course_id: str, argv: list[str]) -> int:
-    """Run a command as the course's grader account, with its configuration and hub variables."""
-    from .runas import demote, find_nss_wrapper
-    from .secrets import load_secrets
-    from .targets.local.processes import grader_spec
     from .targets.local.runtime import Installation
+    from .targets.local.runtime import run_as_grader as run
 
-    inst = Installation(data_dir)
-    plan = inst.plan()
-    if course_id not in plan.courses:
-        known = ", ".join(plan.courses) or "none"
-        raise SystemExit(_fail(f"no course {course_id!r} in this installation (courses: {known})"))
-    spec = grader_spec(
-        plan,
-        course_id,
-        load_secrets(plan.paths.secrets),
-        inst.runtime()["user_env"],
-        find_nss_wrapper(),
-    )
-    g = plan.courses[course_id]
-    return subprocess.call(
-        argv,
-        env=spec.env,
-        cwd=g.course_root,
-        preexec_fn=demote(spec.account, cwd=g.course_root),  # noqa: PLW1509
-    )
+    try:
+        return run(Installation(data_dir), course_id, argv).returncode
+    except KeyError as err:
+        raise SystemExit(_fail(err.args[0])) from None
 
 
 def cmd_nbgrader(args) -> int:
@@ -382,6 +519,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
 
+    p = sub.add_parser("doctor", help="check an installation for every known trap; say the fix")
+    data_dir_arg(p)
+    p.add_argument("--site", help="hold it to this site file (default: what plan.json records)")
+    p.set_defaults(func=cmd_doctor)
+
     p = sub.add_parser("nbgrader", help="run an nbgrader command as a course's grader account")
     p.add_argument("course")
     data_dir_arg(p)
@@ -394,6 +536,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="ps1")
     p.add_argument("--no-release", dest="release", action="store_false")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("course", help="list, add or remove courses (live when running)")
+    csub = p.add_subparsers(dest="action", required=True)
+    for action in ("list", "add", "remove"):
+        q = csub.add_parser(action)
+        if action != "list":
+            q.add_argument("course")
+        if action == "add":
+            q.add_argument("--title")
+            q.add_argument("--instructor", action="append", default=[], help="repeat for several")
+            q.add_argument("--student", action="append", default=[], help="repeat for several")
+        q.add_argument("--site", help="the site file (default: the one the installation runs)")
+        data_dir_arg(q)
+        q.set_defaults(func=cmd_course)
+
+    p = sub.add_parser("member", help="list, add, remove or import a course's members (live)")
+    msub = p.add_subparsers(dest="action", required=True)
+    for action in ("list", "add", "remove", "import"):
+        q = msub.add_parser(action)
+        q.add_argument("course")
+        if action in ("add", "remove"):
+            q.add_argument("name")
+        if action == "add":
+            q.add_argument("--role", choices=["student", "instructor"], default="student")
+        if action == "import":
+            q.add_argument(
+                "csv", help="a CSV with a 'username' column and an optional 'role' column"
+            )
+        q.add_argument("--site", help="the site file (default: the one the installation runs)")
+        data_dir_arg(q)
+        q.set_defaults(func=cmd_member)
 
     p = sub.add_parser("_supervise")
     data_dir_arg(p)

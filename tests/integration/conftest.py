@@ -74,8 +74,11 @@ class Installation:
         self.site_file.write_text(yaml.safe_dump(site, sort_keys=False))
         self.url = f"http://127.0.0.1:{self.port}/"
 
-    def cli(self, command: str, *args: str, **kw) -> subprocess.CompletedProcess:
-        return coursehub(command, "--data-dir", str(self.data_dir), *args, **kw)
+    def cli(self, *args: str, **kw) -> subprocess.CompletedProcess:
+        """Run the CLI on this installation (--data-dir goes before any '--')."""
+        args = list(args)
+        cut = args.index("--") if "--" in args else len(args)
+        return coursehub(*args[:cut], "--data-dir", str(self.data_dir), *args[cut:], **kw)
 
     def up(self) -> subprocess.CompletedProcess:
         return self.cli("up", "--site", str(self.site_file), "--detach", "--timeout", "120")

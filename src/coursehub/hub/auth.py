@@ -9,7 +9,9 @@ from __future__ import annotations
 from firstuseauthenticator import FirstUseAuthenticator
 from jupyterhub.auth import Authenticator
 from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
-from traitlets import Set
+from traitlets import Set, Unicode
+
+from .spawner import load_plan
 
 
 class _SiteOnly(Authenticator):
@@ -17,11 +19,21 @@ class _SiteOnly(Authenticator):
     before anything about them is stored."""
 
     site_people = Set(
-        help="Everyone the site file allows to log in (admins and people).",
+        help="Everyone the site file allows to log in (admins and people), at hub start.",
     ).tag(config=True)
 
+    plan_file = Unicode(
+        help="""The Plan written by coursehub. When set, who may log in is read from it
+        on every login, so people added while the hub runs can log in at once.""",
+    ).tag(config=True)
+
+    def _people(self) -> set[str]:
+        if self.plan_file:
+            return set(load_plan(self.plan_file).people)
+        return set(self.site_people)
+
     def check_allowed(self, username, authentication=None):
-        return username in self.site_people
+        return username in self._people()
 
 
 class CourseFirstUseAuthenticator(_SiteOnly, FirstUseAuthenticator):
@@ -30,7 +42,7 @@ class CourseFirstUseAuthenticator(_SiteOnly, FirstUseAuthenticator):
 
     async def authenticate(self, handler, data):
         username = self.normalize_username(data.get("username", ""))
-        if username not in self.site_people:
+        if username not in self._people():
             self.log.warning("Refused login for %r: not in the site file", username)
             return None
         return await super().authenticate(handler, data)
@@ -41,7 +53,7 @@ class CourseSharedPasswordAuthenticator(_SiteOnly, SharedPasswordAuthenticator):
 
     async def authenticate(self, handler, data):
         username = self.normalize_username(data.get("username", ""))
-        if username not in self.site_people:
+        if username not in self._people():
             self.log.warning("Refused login for %r: not in the site file", username)
             return None
         return await super().authenticate(handler, data)

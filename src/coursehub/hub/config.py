@@ -51,6 +51,7 @@ def hub_config(
     hub.authenticator_class = AUTHENTICATORS[plan.auth["type"]]
     auth = c.Authenticator
     auth.site_people = set(plan.people)
+    auth.plan_file = plan_file
     auth.allowed_users = set(plan.people)
     auth.admin_users = set(plan.admins)
     auth.allow_existing_users = False  # grader accounts are hub users but never log in

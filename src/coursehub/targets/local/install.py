@@ -90,7 +90,8 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def check_ports(plan: Plan) -> None:
+def check_ports(plan: Plan, running: Plan | None = None) -> None:
+    """Every port the Plan needs must be free; with `running`, only those it does not use yet."""
     wanted = {
         plan.ports.public: "the public address (hub.port)",
         plan.ports.proxy_api: "the proxy's API (hub.port + 1)",
@@ -98,6 +99,10 @@ def check_ports(plan: Plan) -> None:
     }
     for cid, g in plan.courses.items():
         wanted[g.port] = f"the grader server of {cid}"
+    if running is not None:
+        taken = {running.ports.public, running.ports.proxy_api, running.ports.hub}
+        taken |= {g.port for g in running.courses.values()}
+        wanted = {p: w for p, w in wanted.items() if p not in taken}
     busy = [f"{port} ({what})" for port, what in sorted(wanted.items()) if port_in_use(port)]
     if busy:
         raise PreflightError(
@@ -108,9 +113,13 @@ def check_ports(plan: Plan) -> None:
 
 
 def prepare(
-    site_file: str, data_dir: str, user_env: str | None = None, check_ports_free: bool = True
+    site_file: str, data_dir: str, user_env: str | None = None, running: Plan | None = None
 ) -> Prepared:
-    """Check everything, then write the data folder. Raises SiteError or PreflightError."""
+    """Check everything, then write the data folder. Raises SiteError or PreflightError.
+
+    `running`: the Plan of the installation while it runs (a live change); its
+    ports are in use by itself, so only new ones are checked.
+    """
     site = load_site(site_file)  # a bad site file stops here, before anything is written
     data_dir = str(Path(data_dir).absolute())
     user_env = user_env or default_user_env()
@@ -132,8 +141,11 @@ def prepare(
         check_reachable(user_env, data_dir)
     elif not Path(user_env, "bin", "jupyterhub-singleuser").exists():
         raise PreflightError(f"No jupyterhub-singleuser in {user_env}/bin; run 'make setup'")
-    if check_ports_free:
-        check_ports(plan)
+    if running is not None and (running.ports != plan.ports or running.ip != plan.ip):
+        raise PreflightError(
+            "hub.ip and hub.port cannot change while coursehub runs; run 'coursehub down' first"
+        )
+    check_ports(plan, running)
 
     # Every check passed: write.
     apply_layout(plan)

@@ -17,7 +17,7 @@ from ...hub.config import plan_file_of
 from ...plan import Plan
 from ...runas import demote, find_nss_wrapper
 from ...secrets import load_secrets, write_private
-from .processes import find_proxy, grader_spec, hub_spec, proxy_spec
+from .processes import ProcessSpec, find_proxy, grader_spec, hub_spec, proxy_spec
 from .supervisor import Supervisor, http_answers, http_ok, processes_of, terminate_all
 
 RUNTIME_FILE = "runtime.json"
@@ -72,23 +72,70 @@ class Installation:
             os.close(fd)
 
 
-def save_runtime(data_dir: str, user_env: str, hub_config_file: str) -> None:
+def save_runtime(data_dir: str, user_env: str, hub_config_file: str, site_file: str) -> None:
     write_private(
         Path(data_dir, "state", RUNTIME_FILE),
-        json.dumps({"user_env": user_env, "hub_config": hub_config_file}) + "\n",
+        json.dumps(
+            {
+                "user_env": user_env,
+                "hub_config": hub_config_file,
+                "site_file": str(Path(site_file).absolute()),
+            }
+        )
+        + "\n",
     )
 
 
-def build_supervisor(
-    inst: Installation, on_event: Callable[[str], None] | None = None
-) -> Supervisor:
+def run_as_grader(
+    inst: Installation, course_id: str, argv: list[str], capture: bool = False
+) -> subprocess.CompletedProcess:
+    """Run a command as the course's grader account, with its configuration and hub variables."""
+    plan = inst.plan()
+    if course_id not in plan.courses:
+        known = ", ".join(plan.courses) or "none"
+        raise KeyError(f"no course {course_id!r} in this installation (courses: {known})")
+    spec = grader_spec(
+        plan,
+        course_id,
+        load_secrets(plan.paths.secrets),
+        inst.runtime()["user_env"],
+        find_nss_wrapper(),
+    )
+    root = plan.courses[course_id].course_root
+    return subprocess.run(
+        argv,
+        env=spec.env,
+        cwd=root,
+        preexec_fn=demote(spec.account, cwd=root),  # noqa: PLW1509
+        capture_output=capture,
+        text=True,
+        check=False,
+    )
+
+
+def process_specs(inst: Installation) -> list[ProcessSpec]:
     plan = inst.plan()
     rt = inst.runtime()
     secrets = load_secrets(plan.paths.secrets)
     nss = find_nss_wrapper()
     specs = [proxy_spec(plan, secrets, find_proxy()), hub_spec(plan, rt["hub_config"])]
     specs += [grader_spec(plan, cid, secrets, rt["user_env"], nss) for cid in plan.courses]
-    return Supervisor(plan.paths.data_dir, specs, str(inst.state_file), on_event)
+    return specs
+
+
+def build_supervisor(
+    inst: Installation, on_event: Callable[[str], None] | None = None
+) -> Supervisor:
+    from .reconcile import adopt_formgrader_students
+
+    return Supervisor(
+        inst.data_dir,
+        process_specs(inst),
+        str(inst.state_file),
+        on_event,
+        respec=lambda: process_specs(inst),
+        periodic=lambda: adopt_formgrader_students(inst),
+    )
 
 
 def supervise(inst: Installation) -> int:

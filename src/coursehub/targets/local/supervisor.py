@@ -155,12 +155,19 @@ class Supervisor:
         specs: list[ProcessSpec],
         state_file: str,
         on_event: Callable[[str], None] | None = None,
+        respec: Callable[[], list[ProcessSpec]] | None = None,
+        periodic: Callable[[], None] | None = None,
+        period: float = 5.0,
     ):
         self.data_dir = data_dir
         self.children = {s.name: Child(s) for s in specs}
         self.state_file = state_file
         self.stopping = False
+        self.reload_requested = False
         self.on_event = on_event or (lambda msg: None)
+        self.respec = respec
+        self.periodic = periodic
+        self.period = period
 
     # -- state shown by 'coursehub status'
     def write_state(self) -> None:
@@ -230,11 +237,53 @@ class Supervisor:
     def run(self, poll: float = 0.5) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, self._on_reload)
+        next_periodic = time.monotonic() + self.period
         while not self.stopping:
+            if self.reload_requested:
+                self.reload_requested = False
+                self.reload()
             self.check_children()
+            if self.periodic and time.monotonic() >= next_periodic:
+                try:
+                    self.periodic()
+                except Exception as err:  # noqa: BLE001 - keep supervising whatever it was
+                    log.exception("periodic task failed: %s", err)
+                next_periodic = time.monotonic() + self.period
             time.sleep(poll)
         self.stop_all()
+
+    def _on_reload(self, signum, frame) -> None:
+        self.reload_requested = True
+
+    def reload(self) -> None:
+        """Take up a changed Plan: start new grader servers, stop removed ones,
+        restart the hub alone (the proxy keeps users connected)."""
+        if self.respec is None:
+            return
+        specs = {s.name: s for s in self.respec()}
+        for name in [n for n in self.children if n not in specs]:
+            c = self.children.pop(name)
+            if c.alive:
+                terminate_all([c.proc.pid], 8.0)
+                c.proc.wait()
+            self._event(f"stopped {name}: no longer in the site file")
+        for name, spec in specs.items():
+            if name not in self.children:
+                self.children[name] = Child(spec)
+                self.children[name].start()
+                self._event(f"started {name}: new in the site file")
+            else:
+                self.children[name].spec = spec
+        hub = self.children.get("hub")
+        if hub is not None:
+            if hub.alive:
+                terminate_all([hub.proc.pid], 10.0)
+                hub.proc.wait()
+            hub.proc = None
+            hub.start()
+            self._event("restarted the hub to load the changed site file")
+        self.write_state()
 
     def _on_signal(self, signum, frame) -> None:
         self.stopping = True

@@ -1,0 +1,240 @@
+"""Apply the site file to an installation, running or not, without dropping anyone.
+
+People and course membership go to the hub through its API (users, groups),
+to each course's gradebook, and to the folders of the Plan. A change of the
+set of courses (or of admins or roles) also needs the hub to load new roles
+and services: the supervisor then starts and stops grader servers and
+restarts the hub alone, while the proxy keeps every user connected.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from ...plan import Plan
+from ...secrets import load_secrets, write_private
+from .install import prepare
+from .runtime import Installation, run_as_grader, save_runtime, wait_healthy
+
+_GRADEBOOK_SYNC = """
+import json, sys
+from nbgrader.api import Gradebook
+db_url, course_id, wanted = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+with Gradebook(db_url, course_id) as gb:
+    have = {s.id for s in gb.students}
+    added = [n for n in wanted if n not in have]
+    for name in added:
+        gb.add_student(name)
+print(json.dumps(added))
+"""
+
+
+@dataclass
+class Applied:
+    users_added: list[str] = field(default_factory=list)
+    group_changes: list[str] = field(default_factory=list)
+    gradebook_added: dict[str, list[str]] = field(default_factory=dict)
+    courses_added: list[str] = field(default_factory=list)
+    courses_removed: list[str] = field(default_factory=list)
+    hub_restarted: bool = False
+    running: bool = False
+
+    def lines(self) -> list[str]:
+        out = []
+        if self.courses_added:
+            out.append(f"courses started: {', '.join(self.courses_added)}")
+        if self.courses_removed:
+            out.append(f"courses stopped (their files are kept): {', '.join(self.courses_removed)}")
+        if self.hub_restarted:
+            out.append("hub restarted to load the new courses' roles (users stayed connected)")
+        if self.users_added:
+            out.append(f"hub users created: {', '.join(self.users_added)}")
+        out += self.group_changes
+        for course, names in self.gradebook_added.items():
+            if names:
+                out.append(f"gradebook of {course}: added {', '.join(names)}")
+        return out
+
+
+def hub_needs_restart(old: Plan, new: Plan) -> bool:
+    """Roles, services and admins are loaded by the hub at start only."""
+    return (
+        old.roles != new.roles
+        or old.admins != new.admins
+        or set(old.courses) != set(new.courses)
+        or any(
+            old.courses[c].url != new.courses[c].url for c in set(old.courses) & set(new.courses)
+        )
+        or old.auth != new.auth
+    )
+
+
+@contextmanager
+def apply_lock(inst: Installation):
+    """One change at a time per installation (the CLI and the supervisor both apply)."""
+    inst.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(inst.run_dir / "apply.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+class HubAPI:
+    """The hub's REST API with coursehub's own token."""
+
+    def __init__(self, plan: Plan):
+        self.base = plan.hub_api_url
+        token = load_secrets(plan.paths.secrets)["automation_token"]
+        self.s = requests.Session()
+        self.s.headers["Authorization"] = f"token {token}"
+
+    def call(self, method: str, path: str, **kw) -> requests.Response:
+        return self.s.request(method, f"{self.base}/{path.lstrip('/')}", timeout=30, **kw)
+
+
+def sync_hub(plan: Plan) -> tuple[list[str], list[str]]:
+    """Make the hub's users and course groups what the Plan says. Returns (users added, group changes)."""
+    api = HubAPI(plan)
+    r = api.call("GET", "users")
+    r.raise_for_status()
+    existing = {u["name"] for u in r.json()}
+    added = []
+    for name in plan.people:
+        if name not in existing:
+            api.call("POST", f"users/{name}").raise_for_status()
+            added.append(name)
+    changes = []
+    for group, wanted in plan.groups.items():
+        r = api.call("GET", f"groups/{group}")
+        if r.status_code == 404:
+            continue  # a new course's group: the hub makes it when it loads the course
+        r.raise_for_status()
+        have = set(r.json()["users"])
+        plus = sorted(set(wanted) - have)
+        minus = sorted(have - set(wanted))
+        if plus:
+            api.call("POST", f"groups/{group}/users", json={"users": plus}).raise_for_status()
+            changes.append(f"{group}: added {', '.join(plus)}")
+        if minus:
+            api.call("DELETE", f"groups/{group}/users", json={"users": minus}).raise_for_status()
+            changes.append(f"{group}: removed {', '.join(minus)}")
+    return added, changes
+
+
+def sync_gradebooks(inst: Installation, plan: Plan) -> dict[str, list[str]]:
+    """Give every student a row in their course's gradebook (rows are never deleted:
+    a student who leaves keeps their grades)."""
+    python = os.path.join(inst.runtime()["user_env"], "bin", "python")
+    added = {}
+    for cid, g in plan.courses.items():
+        if not g.students:
+            continue
+        db_url = f"sqlite:///{g.course_root}/gradebook.db"
+        proc = run_as_grader(
+            inst,
+            cid,
+            [python, "-c", _GRADEBOOK_SYNC, db_url, cid, json.dumps(list(g.students))],
+            capture=True,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"could not update the gradebook of {cid}: {proc.stderr.strip()[-500:]}"
+            )
+        added[cid] = json.loads(proc.stdout.strip().splitlines()[-1])
+    remember_gradebooks(inst, plan)
+    return added
+
+
+def _seen_file(inst: Installation) -> Path:
+    return Path(inst.data_dir, "state", "gradebook-seen.json")
+
+
+def remember_gradebooks(inst: Installation, plan: Plan) -> None:
+    """Note who is in each gradebook now: only students who appear later (added in the
+    formgrader) are taken into the site file; those removed on purpose stay out."""
+    seen = {cid: sorted(gradebook_students(plan, cid)) for cid in plan.courses}
+    write_private(_seen_file(inst), json.dumps(seen, indent=1) + "\n")
+
+
+def seen_gradebooks(inst: Installation) -> dict[str, set[str]]:
+    try:
+        return {k: set(v) for k, v in json.loads(_seen_file(inst).read_text()).items()}
+    except (OSError, ValueError):
+        return {}
+
+
+def gradebook_students(plan: Plan, course_id: str) -> list[str]:
+    """Students in a course's gradebook (read-only; no gradebook yet: none)."""
+    import sqlite3
+
+    db = Path(plan.courses[course_id].course_root, "gradebook.db")
+    if not db.exists():
+        return []
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return [row[0] for row in con.execute("SELECT id FROM student")]
+    except sqlite3.Error:
+        return []
+    finally:
+        con.close()
+
+
+def _hub_has_services(plan: Plan, courses: set[str]) -> bool:
+    try:
+        r = HubAPI(plan).call("GET", "services")
+        return r.ok and courses <= set(r.json())
+    except requests.RequestException:
+        return False
+
+
+def apply_site(
+    inst: Installation,
+    site_file: str,
+    progress: Callable[[str], None] = lambda m: None,
+    timeout: float = 120,
+) -> Applied:
+    """Apply `site_file` to the installation: folders, Plan, then (if it runs) the hub,
+    the grader servers and the gradebooks."""
+    with apply_lock(inst):
+        old = inst.plan()
+        rt = inst.runtime()
+        pid = inst.supervisor_pid()
+        prepared = prepare(site_file, inst.data_dir, rt["user_env"], running=old if pid else None)
+        save_runtime(inst.data_dir, prepared.user_env, prepared.hub_config_file, site_file)
+        new = prepared.plan
+        result = Applied(
+            courses_added=sorted(set(new.courses) - set(old.courses)),
+            courses_removed=sorted(set(old.courses) - set(new.courses)),
+            running=bool(pid),
+        )
+        if pid:
+            if hub_needs_restart(old, new) or result.courses_added or result.courses_removed:
+                progress("asking the supervisor to start new grader servers and reload the hub")
+                os.kill(pid, signal.SIGHUP)
+                result.hub_restarted = True
+                deadline = time.monotonic() + timeout
+                time.sleep(1.0)
+                if not wait_healthy(inst, timeout, progress):
+                    raise RuntimeError(
+                        f"the installation is not healthy after the change; see {inst.log_file}"
+                    )
+                while not _hub_has_services(new, set(new.courses)):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the hub did not load the new courses; see its log")
+                    time.sleep(0.3)
+            result.users_added, result.group_changes = sync_hub(new)
+        result.gradebook_added = sync_gradebooks(inst, new)
+        return result
