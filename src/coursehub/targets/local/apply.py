@@ -79,13 +79,24 @@ def hub_needs_restart(old: Plan, new: Plan) -> bool:
     )
 
 
+class Busy(RuntimeError):
+    """Another change is being applied right now."""
+
+
 @contextmanager
-def apply_lock(inst: Installation):
-    """One change at a time per installation (the CLI and the supervisor both apply)."""
+def apply_lock(inst: Installation, wait: bool = True):
+    """One change at a time per installation (the CLI and the supervisor both apply).
+
+    The supervisor never waits (wait=False): a change in progress may be waiting
+    for the supervisor itself to reload.
+    """
     inst.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(inst.run_dir / "apply.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise Busy("another change is being applied") from None
         yield
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
@@ -205,10 +216,11 @@ def apply_site(
     site_file: str,
     progress: Callable[[str], None] = lambda m: None,
     timeout: float = 120,
+    wait: bool = True,
 ) -> Applied:
     """Apply `site_file` to the installation: folders, Plan, then (if it runs) the hub,
     the grader servers and the gradebooks."""
-    with apply_lock(inst):
+    with apply_lock(inst, wait):
         old = inst.plan()
         rt = inst.runtime()
         pid = inst.supervisor_pid()

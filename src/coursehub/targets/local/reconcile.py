@@ -44,7 +44,14 @@ def new_gradebook_students(inst: Installation) -> dict[str, list[str]]:
 
 
 def adopt_formgrader_students(inst: Installation) -> None:
-    found = new_gradebook_students(inst)
+    """Called by the supervisor every few seconds; skips a round while a change is applied."""
+    from .apply import Busy, apply_lock
+
+    try:
+        with apply_lock(inst, wait=False):
+            found = new_gradebook_students(inst)
+    except Busy:
+        return
     if not found:
         return
     site_file = inst.runtime()["site_file"]
@@ -61,7 +68,10 @@ def adopt_formgrader_students(inst: Installation) -> None:
             _refused.update((cid, n) for n in names)
         log.warning("could not add students from the formgrader: %s", err)
         return
-    applied = apply_site(inst, site_file)
+    try:
+        applied = apply_site(inst, site_file, wait=False)
+    except Busy:
+        return  # the site file has them now; the change in progress or the next 'up' applies it
     for cid, names in found.items():
         log.info("added to %s from its formgrader: %s", cid, ", ".join(names))
     for line in applied.lines():
