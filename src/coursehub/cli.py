@@ -385,10 +385,10 @@ def cmd_status(args) -> int:
 def cmd_doctor(args) -> int:
     from .doctor import diagnose, report
 
-    inst = _installation(args)
-    running = inst.supervisor_pid() is not None
-    _step(f"Checking {inst.data_dir} ({'running' if running else 'stopped'})")
     try:
+        inst = _installation(args)
+        running = inst.supervisor_pid() is not None
+        _step(f"Checking {inst.data_dir} ({'running' if running else 'stopped'})")
         problems = diagnose(inst.data_dir, args.site, lambda m: _say(f"  note: {m}"))
     except SiteError as err:
         print(err, file=sys.stderr)
@@ -423,7 +423,13 @@ def _installation(args):
     from .targets.local.runtime import Installation
 
     inst = Installation(_data_dir(args))
-    if not inst.exists():
+    try:
+        exists = inst.exists()
+    except PermissionError:
+        raise SystemExit(
+            _fail(f"cannot read {inst.data_dir}: run this as the user who ran 'coursehub up'", 2)
+        ) from None
+    if not exists:
         raise SystemExit(
             _fail(
                 f"no coursehub installation in {inst.data_dir}; pass --data-dir, or "

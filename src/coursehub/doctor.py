@@ -214,6 +214,35 @@ def compare_folder(
     ]
 
 
+def compare_file(f: File, found: Seen | None, names: Names) -> list[Problem]:
+    """One planned file's owner and mode against what is on disk (its content is
+    rewritten by every 'up', or is the course's own)."""
+    if found is None:
+        return [Problem("files", f"{f.path} is missing", f"{REUP}: it writes every planned file")]
+    if found.kind != "file":
+        return [
+            Problem(
+                "files", f"{f.path} is a {found.kind}, not a file", f"move it away, then {REUP}"
+            )
+        ]
+    parts, fixes = [], []
+    if (found.uid, found.gid) != (f.uid, f.gid):
+        parts.append(
+            f"is owned by {names.owner(found.uid, found.gid)} instead of {names.owner(f.uid, f.gid)}"
+        )
+        fixes.append(f"chown {f.uid}:{f.gid} {f.path}")
+    if found.mode != f.mode:
+        wider = found.mode & ~f.mode & 0o022
+        parts.append(
+            f"has mode {found.mode:o} instead of {f.mode:o}"
+            + (" (others may change what every server reads)" if wider else "")
+        )
+        fixes.append(f"chmod {f.mode:o} {f.path}")
+    if not parts:
+        return []
+    return [Problem("files", f"{f.path} {' and '.join(parts)}", " && ".join(fixes))]
+
+
 def exposed(found: Seen) -> bool:
     """Can a uid outside the Plan's accounts read this, or enter it if a folder?"""
     if found.kind == "folder":
@@ -235,7 +264,7 @@ def check_secret_file(path: str, found: Seen, owner_uid: int) -> list[Problem]:
         problems.append(
             Problem(
                 "secrets",
-                f"{path} has mode {found.mode:o} and should have 600"
+                f"{path} has mode {found.mode:o} instead of 600"
                 + (": others can read it" if found.mode & 0o077 else ""),
                 f"chmod 600 {path}, and if anyone else may have read it, treat its secrets "
                 "as leaked (remove them from the file and run 'coursehub up' again)",
@@ -245,7 +274,7 @@ def check_secret_file(path: str, found: Seen, owner_uid: int) -> list[Problem]:
         problems.append(
             Problem(
                 "secrets",
-                f"{path} is owned by uid {found.uid} and should be owned by uid {owner_uid}",
+                f"{path} is owned by uid {found.uid} instead of uid {owner_uid}",
                 f"chown {owner_uid} {path}",
             )
         )
@@ -497,6 +526,7 @@ class Context:
     running: bool
     note: Callable[[str], None]
     derive_error: str | None = None
+    source: str = "the courses and people plan.json records"
 
     @property
     def names(self) -> Names:
@@ -528,7 +558,7 @@ def check_plan(ctx: Context) -> list[Problem]:
         Problem(
             "plan",
             f"state/plan.json, which the hub and spawner run with, differs from the Plan "
-            f"coursehub derives for it: {shown}",
+            f"this coursehub derives from {ctx.source}: {shown}",
             f"{REUP}: it writes plan.json again",
         )
     ]
@@ -549,6 +579,15 @@ def check_folders(ctx: Context) -> list[Problem]:
             )
     problems += _exposed_under(ctx)
     problems += _world_writable(ctx)
+    return problems
+
+
+def check_files(ctx: Context) -> list[Problem]:
+    """passwd, group and the Jupyter and nbgrader config every server reads."""
+    names = ctx.names
+    problems: list[Problem] = []
+    for f in ctx.plan.files:
+        problems += compare_file(f, seen(f.path), names)
     return problems
 
 
@@ -857,13 +896,7 @@ def check_hub(ctx: Context) -> list[Problem]:
                 continue  # the secrets check names it
             problems += _check_token(plan, api, service, secrets[secret])
     except HubError as err:
-        problems.append(
-            Problem(
-                "processes",
-                str(err),
-                f"read {plan.paths.logs}/hub.log; 'coursehub status' shows its restarts",
-            )
-        )
+        ctx.note(f"{err}: services and tokens not checked")
     return problems
 
 
@@ -896,6 +929,7 @@ def _check_token(plan: Plan, api: str, service: str, token: str) -> list[Problem
 CHECKS: tuple[Callable[[Context], list[Problem]], ...] = (
     check_plan,
     check_folders,
+    check_files,
     check_secrets,
     check_instructors,
     check_versions,
@@ -930,7 +964,16 @@ def diagnose(
     from .targets.local.runtime import Installation
 
     inst = Installation(data_dir)
-    stored = inst.plan()
+    try:
+        stored = inst.plan()
+    except (ValueError, KeyError, TypeError) as err:
+        return [
+            Problem(
+                "plan",
+                f"state/plan.json cannot be read as a Plan ({err.__class__.__name__}: {err})",
+                f"{REUP}: it writes plan.json again",
+            )
+        ]
     derive_error = None
     try:
         plan = reference_plan(stored, site_file)
@@ -945,6 +988,7 @@ def diagnose(
         running=inst.supervisor_pid() is not None,
         note=note or (lambda _msg: None),
         derive_error=derive_error,
+        source=f"the site file {site_file}" if site_file else Context.source,
     )
     problems: list[Problem] = []
     for check in CHECKS:

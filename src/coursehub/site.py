@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from .names import course_id_problem, username_problem
@@ -139,7 +138,7 @@ def _path(parts: Iterable[Any]) -> str:
     return text or "(top level)"
 
 
-def _schema_problem(error: jsonschema.ValidationError) -> str:
+def _schema_problem(error: Any) -> str:  # a jsonschema.ValidationError
     where = _path(error.absolute_path)
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
@@ -198,6 +197,8 @@ def parse_site(data: Any, source: str = "site file") -> Site:
         raise SiteError(
             source, [f"(top level): must be a mapping of keys, got {type(data).__name__}"]
         )
+    import jsonschema  # here, not at the top: importing it costs about 2 s (see plan loading)
+
     validator = jsonschema.Draft202012Validator(SCHEMA)
     problems = [
         _schema_problem(e)

@@ -85,9 +85,18 @@ def check_reachable(user_env: str, data_dir: str) -> None:
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Something listens on the port, or holds it bound without listening."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.3)
-        return s.connect_ex((host, port)) == 0
+        if s.connect_ex((host, port)) == 0:
+            return True
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no obstacle
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 def check_ports(plan: Plan, running: Plan | None = None) -> None:
