@@ -408,14 +408,7 @@ def compare_services(plan: Plan, services: dict[str, dict[str, Any]]) -> list[Pr
 
 
 def planned_ports(plan: Plan) -> dict[int, str]:
-    wanted = {
-        plan.ports.public: "the public address (hub.port)",
-        plan.ports.proxy_api: "the proxy's API (hub.port + 1)",
-        plan.ports.hub: "the hub (hub.port + 2)",
-    }
-    for cid, g in plan.courses.items():
-        wanted[g.port] = f"the grader server of {cid}"
-    return wanted
+    return plan.port_purposes()
 
 
 def site_from_plan(plan: Plan) -> Site:

@@ -173,6 +173,17 @@ class Plan:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
 
+    def port_purposes(self) -> dict[int, str]:
+        """Every port the installation uses, with what it is for."""
+        ports = {
+            self.ports.public: "the public address (hub.port)",
+            self.ports.proxy_api: "the proxy's API (hub.port + 1)",
+            self.ports.hub: "the hub (hub.port + 2)",
+        }
+        for cid, g in self.courses.items():
+            ports[g.port] = f"the grader server of {cid}"
+        return ports
+
     def home_folder(self, name: str) -> Folder:
         """A person's home, made before their server starts (they are not system users)."""
         a = self.people[name].account

@@ -117,6 +117,26 @@ def pytest_runtest_makereport(item, call):
             report.sections.append((f"logs of {inst.data_dir}", inst.logs()))
 
 
+@pytest.fixture(scope="module")
+def inst(request):
+    """The test module's running installation, started from the module's SITE."""
+    name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    installation = Installation(request.module.SITE, name)
+    try:
+        installation.up()
+        yield installation
+    finally:
+        installation.down()
+        installation.remove()
+
+
+@pytest.fixture(autouse=True)
+def _logs_of_inst(request, show_logs):
+    """Print the module installation's logs when a test that uses it fails."""
+    if "inst" in request.fixturenames:
+        show_logs(request.getfixturevalue("inst"))
+
+
 @pytest.fixture
 def show_logs(request):
     """Attach an installation so its logs are printed when the test fails."""

@@ -15,7 +15,6 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import Installation
 from term import (
     answer,
     create_and_release,
@@ -49,23 +48,6 @@ SITE = {
 }
 RIGHT = "def square(x):\n    return x * x"
 WRONG = "def square(x):\n    return x + x"
-
-
-@pytest.fixture(scope="module")
-def inst():
-    inst = Installation(SITE, "term")
-    try:
-        inst.up()
-        yield inst
-    finally:
-        inst.down()
-        inst.remove()
-
-
-@pytest.fixture(autouse=True)
-def _logs(request, show_logs):
-    if "inst" in request.fixturenames:
-        show_logs(request.getfixturevalue("inst"))
 
 
 @pytest.fixture(scope="module")

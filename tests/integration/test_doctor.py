@@ -39,23 +39,6 @@ SITE = {
 }
 
 
-@pytest.fixture(scope="module")
-def inst():
-    inst = Installation(SITE, "doctor")
-    try:
-        inst.up()
-        yield inst
-    finally:
-        inst.down()
-        inst.remove()
-
-
-@pytest.fixture(autouse=True)
-def _logs(request, show_logs):
-    if "inst" in request.fixturenames:
-        show_logs(request.getfixturevalue("inst"))
-
-
 def doctor(inst: Installation, *args: str):
     return inst.cli("doctor", *args, check=False)
 

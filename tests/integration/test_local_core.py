@@ -49,23 +49,6 @@ def password(name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def inst():
-    inst = Installation(SITE, "core")
-    try:
-        inst.up()
-        yield inst
-    finally:
-        inst.down()
-        inst.remove()
-
-
-@pytest.fixture(autouse=True)
-def _logs(request, show_logs):
-    if "inst" in request.fixturenames:
-        show_logs(request.getfixturevalue("inst"))
-
-
-@pytest.fixture(scope="module")
 def people(inst):
     """Everyone logged in through the login form (first login sets the password)."""
     logged = {}

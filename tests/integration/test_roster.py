@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import Installation, coursehub, wait_for
+from conftest import coursehub, wait_for
 
 from hubclient import Person
 from kernel import Kernel
@@ -29,23 +29,6 @@ SITE = {
     "people": ["gail", "hal"],
     "courses": [{"id": "geo", "title": "Geography", "instructors": ["gail"], "students": ["hal"]}],
 }
-
-
-@pytest.fixture(scope="module")
-def inst():
-    inst = Installation(SITE, "roster")
-    try:
-        inst.up()
-        yield inst
-    finally:
-        inst.down()
-        inst.remove()
-
-
-@pytest.fixture(autouse=True)
-def _logs(request, show_logs):
-    if "inst" in request.fixturenames:
-        show_logs(request.getfixturevalue("inst"))
 
 
 def login(inst, name: str) -> Person:

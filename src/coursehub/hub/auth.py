@@ -35,25 +35,19 @@ class _SiteOnly(Authenticator):
     def check_allowed(self, username, authentication=None):
         return username in self._people()
 
+    async def authenticate(self, handler, data):
+        # refuse before the password is looked at: first-use would store one
+        username = self.normalize_username(data.get("username", ""))
+        if username not in self._people():
+            self.log.warning("Refused login for %r: not in the site file", username)
+            return None
+        return await super().authenticate(handler, data)
+
 
 class CourseFirstUseAuthenticator(_SiteOnly, FirstUseAuthenticator):
     """FirstUseAuthenticator limited to the site file's people: the first login
     of a listed person sets their password; nobody else can claim a name."""
 
-    async def authenticate(self, handler, data):
-        username = self.normalize_username(data.get("username", ""))
-        if username not in self._people():
-            self.log.warning("Refused login for %r: not in the site file", username)
-            return None
-        return await super().authenticate(handler, data)
-
 
 class CourseSharedPasswordAuthenticator(_SiteOnly, SharedPasswordAuthenticator):
     """The demo's shared password, limited to the site file's people."""
-
-    async def authenticate(self, handler, data):
-        username = self.normalize_username(data.get("username", ""))
-        if username not in self._people():
-            self.log.warning("Refused login for %r: not in the site file", username)
-            return None
-        return await super().authenticate(handler, data)

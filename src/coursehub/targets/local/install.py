@@ -101,17 +101,9 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 
 def check_ports(plan: Plan, running: Plan | None = None) -> None:
     """Every port the Plan needs must be free; with `running`, only those it does not use yet."""
-    wanted = {
-        plan.ports.public: "the public address (hub.port)",
-        plan.ports.proxy_api: "the proxy's API (hub.port + 1)",
-        plan.ports.hub: "the hub (hub.port + 2)",
-    }
-    for cid, g in plan.courses.items():
-        wanted[g.port] = f"the grader server of {cid}"
+    wanted = plan.port_purposes()
     if running is not None:
-        taken = {running.ports.public, running.ports.proxy_api, running.ports.hub}
-        taken |= {g.port for g in running.courses.values()}
-        wanted = {p: w for p, w in wanted.items() if p not in taken}
+        wanted = {p: w for p, w in wanted.items() if p not in running.port_purposes()}
     busy = [f"{port} ({what})" for port, what in sorted(wanted.items()) if port_in_use(port)]
     if busy:
         raise PreflightError(
