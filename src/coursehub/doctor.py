@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .ids import COURSE_GID_BASE, Ids
+from .ids import Ids
 from .plan import SERVICE_NAME, File, Folder, Plan, derive
 from .secrets import COOKIE_SECRET_FILE, SECRETS_FILE, secret_names
 from .site import Auth, Course, Hub, Site, SiteError, load_site
@@ -93,7 +93,7 @@ class Names:
                 self.users[g.account.uid] = g.account.name
                 self.groups[g.account.gid] = g.account.name
                 if cid in plan.ids.courses:
-                    self.groups[COURSE_GID_BASE + plan.ids.courses[cid]] = f"course-{cid}"
+                    self.groups[plan.ids.course_gid(cid)] = f"course-{cid}"
 
     def owner(self, uid: int, gid: int) -> str:
         return f"{self.users.get(uid, str(uid))}:{self.groups.get(gid, str(gid))}"

@@ -20,20 +20,41 @@ GRADER_PORT_OFFSET = 10  # grader servers listen on hub.port + 10 + slot
 
 @dataclass(frozen=True)
 class Ids:
-    """Allocated ids: person name -> uid, course id -> slot (0, 1, ...)."""
+    """Allocated ids of one installation.
+
+    people: person -> uid; courses: course -> slot (its grader port, per
+    installation); graders: course -> grader uid; groups: course -> course gid.
+    uids and gids are unique across every installation on the machine, so that
+    two installations never share a uid (and so each other's files).
+    """
 
     people: dict[str, int] = field(default_factory=dict)
     courses: dict[str, int] = field(default_factory=dict)
+    graders: dict[str, int] = field(default_factory=dict)
+    groups: dict[str, int] = field(default_factory=dict)
+
+    def grader_uid(self, course_id: str) -> int:
+        return self.graders.get(course_id, GRADER_UID_BASE + self.courses[course_id])
+
+    def course_gid(self, course_id: str) -> int:
+        return self.groups.get(course_id, COURSE_GID_BASE + self.courses[course_id])
 
     def to_json(self) -> str:
         return json.dumps(
-            {"people": self.people, "courses": self.courses}, indent=2, sort_keys=True
+            {
+                "people": self.people,
+                "courses": self.courses,
+                "graders": self.graders,
+                "groups": self.groups,
+            },
+            indent=2,
+            sort_keys=True,
         )
 
     @classmethod
     def from_json(cls, text: str) -> Ids:
         data = json.loads(text)
-        return cls(people=dict(data.get("people", {})), courses=dict(data.get("courses", {})))
+        return cls(**{k: dict(data.get(k, {})) for k in ("people", "courses", "graders", "groups")})
 
     @classmethod
     def load(cls, path: Path) -> Ids:
@@ -43,18 +64,44 @@ class Ids:
             return cls()
 
 
-def allocate(people: list[str], course_ids: list[str], previous: Ids) -> Ids:
-    """Keep every id already given; give new names the next unused numbers."""
+def _next(used: set[int], base: int) -> int:
+    return max(used, default=base - 1) + 1 if used and max(used) >= base else base
+
+
+def allocate(
+    people: list[str], course_ids: list[str], previous: Ids, taken: Ids | None = None
+) -> Ids:
+    """Keep every id already given; give new names the next unused numbers.
+
+    `taken`: the ids of the machine's other installations, never given again here.
+    """
+    taken = taken or Ids()
     uids = dict(previous.people)
-    next_uid = max(uids.values(), default=PERSON_UID_BASE - 1) + 1
+    used_uids = set(uids.values()) | set(taken.people.values())
     for name in people:
         if name not in uids:
-            uids[name] = next_uid
-            next_uid += 1
+            uids[name] = _next(used_uids, PERSON_UID_BASE)
+            used_uids.add(uids[name])
     slots = dict(previous.courses)
-    next_slot = max(slots.values(), default=-1) + 1
+    graders = {c: previous.grader_uid(c) for c in slots}
+    groups = {c: previous.course_gid(c) for c in slots}
+    used_graders = set(graders.values()) | set(taken.graders.values())
+    used_groups = set(groups.values()) | set(taken.groups.values())
     for course_id in course_ids:
         if course_id not in slots:
-            slots[course_id] = next_slot
-            next_slot += 1
-    return Ids(people=uids, courses=slots)
+            slots[course_id] = max(slots.values(), default=-1) + 1
+            graders[course_id] = _next(used_graders, GRADER_UID_BASE)
+            groups[course_id] = _next(used_groups, COURSE_GID_BASE)
+            used_graders.add(graders[course_id])
+            used_groups.add(groups[course_id])
+    return Ids(people=uids, courses=slots, graders=graders, groups=groups)
+
+
+def merge(ids: list[Ids]) -> Ids:
+    """All ids of several installations in one (names do not matter, numbers do)."""
+    people, graders, groups = {}, {}, {}
+    for n, one in enumerate(ids):
+        people.update({f"{n}:{k}": v for k, v in one.people.items()})
+        graders.update({f"{n}:{c}": one.grader_uid(c) for c in one.courses})
+        groups.update({f"{n}:{c}": one.course_gid(c) for c in one.courses})
+    return Ids(people=people, graders=graders, groups=groups)

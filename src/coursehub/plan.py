@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .ids import COURSE_GID_BASE, GRADER_PORT_OFFSET, GRADER_UID_BASE, Ids, allocate
+from .ids import GRADER_PORT_OFFSET, Ids, allocate
 from .names import grader_account
 from .site import Site
 
@@ -400,14 +400,14 @@ def derive(
         for name in c.students:
             course_roles[name][c.id] = STUDENT
 
-    course_gid = {c.id: COURSE_GID_BASE + ids.courses[c.id] for c in site.courses}
+    course_gid = {c.id: ids.course_gid(c.id) for c in site.courses}
 
     # Grader services, one per course.
     courses: dict[str, GraderService] = {}
     for c in site.courses:
         slot = ids.courses[c.id]
         gname = grader_account(c.id)
-        uid = GRADER_UID_BASE + slot
+        uid = ids.grader_uid(c.id)
         home = f"{paths.graders}/{c.id}"
         port = site.hub.port + GRADER_PORT_OFFSET + slot
         courses[c.id] = GraderService(

@@ -321,6 +321,14 @@ def test_side_by_side_installation_with_a_shared_password(inst, show_logs):
         assert (
             other.plan()["courses"]["algebra"]["port"] != inst.plan()["courses"]["algebra"]["port"]
         )
+
+        # and no uid or gid in common: one installation's people cannot read the other's files
+        def numbers(plan):
+            accounts = [p["account"] for p in plan["people"].values()]
+            accounts += [g["account"] for g in plan["courses"].values()]
+            return {a["uid"] for a in accounts} | {gid for a in accounts for gid in a["groups"]}
+
+        assert not numbers(other.plan()) & numbers(inst.plan())
         other.down()
         assert other.processes() == []
         assert all(p["ok"] for p in inst.status()["processes"].values())

@@ -6,16 +6,19 @@ folders, files, secrets and the Plan written.
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import socket
 import stat
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from ...folders import apply_layout
 from ...hub.config import plan_file_of, render_jupyterhub_config
-from ...ids import Ids
+from ...ids import Ids, allocate, merge
 from ...plan import Plan, derive
 from ...runas import find_nss_wrapper
 from ...secrets import ensure_secrets, store_shared_passwords, write_private
@@ -99,6 +102,36 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
+REGISTRY = "/var/lib/coursehub/installations.json"
+
+
+@contextmanager
+def _registry(path: str = REGISTRY):
+    """The machine's installations and their ids, locked while in use."""
+    Path(path).parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    with open(f"{path}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            data = json.loads(Path(path).read_text())
+        except (FileNotFoundError, ValueError):
+            data = {}
+        # an installation whose data folder is gone gives its numbers back
+        data = {d: v for d, v in data.items() if Path(d, "state", "ids.json").exists()}
+        yield data
+        write_private(Path(path), json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def other_installations(data_dir: str) -> Ids:
+    """Every id the machine's other installations hold."""
+    with _registry() as data:
+        return merge([Ids.from_json(json.dumps(v)) for d, v in data.items() if d != data_dir])
+
+
+def register_installation(data_dir: str, ids: Ids) -> None:
+    with _registry() as data:
+        data[data_dir] = json.loads(ids.to_json())
+
+
 def check_ports(plan: Plan, running: Plan | None = None) -> None:
     """Every port the Plan needs must be free; with `running`, only those it does not use yet."""
     wanted = plan.port_purposes()
@@ -126,13 +159,12 @@ def prepare(
     user_env = user_env or default_user_env()
     isolated = os.geteuid() == 0
     ids_file = Path(data_dir, "state", "ids.json")
-    plan = derive(
-        site,
-        data_dir,
-        isolated=isolated,
-        ids=Ids.load(ids_file),
-        owner=(os.getuid(), os.getgid()),
-    )
+    ids = Ids.load(ids_file)
+    if isolated:  # uids unique across the machine's installations
+        ids = allocate(
+            list(site.everyone), [c.id for c in site.courses], ids, other_installations(data_dir)
+        )
+    plan = derive(site, data_dir, isolated=isolated, ids=ids, owner=(os.getuid(), os.getgid()))
     if isolated:
         if find_nss_wrapper() is None:
             raise PreflightError(
@@ -157,6 +189,8 @@ def prepare(
             {"user_password": site.auth.user_password, "admin_password": site.auth.admin_password},
         )
     write_private(ids_file, plan.ids.to_json() + "\n")
+    if isolated:
+        register_installation(data_dir, plan.ids)
     plan_file = plan_file_of(data_dir)
     write_private(Path(plan_file), plan.to_json() + "\n")
     hub_config = str(Path(plan.paths.state, "jupyterhub_config.py"))

@@ -1,0 +1,14 @@
+"""JupyterHub finds coursehub's classes by their entry-point names."""
+
+from importlib.metadata import entry_points
+
+from jupyterhub.auth import Authenticator
+from jupyterhub.spawner import Spawner
+
+
+def test_authenticators_and_spawner_are_registered():
+    auths = {e.name: e for e in entry_points(group="jupyterhub.authenticators")}
+    spawners = {e.name: e for e in entry_points(group="jupyterhub.spawners")}
+    for name in ("coursehub-first-use", "coursehub-shared-password"):
+        assert issubclass(auths[name].load(), Authenticator)
+    assert issubclass(spawners["coursehub-local"].load(), Spawner)
