@@ -12,7 +12,7 @@ import os
 import socket
 import stat
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,15 +121,9 @@ def _registry(path: str = REGISTRY):
         write_private(Path(path), json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
-def other_installations(data_dir: str) -> Ids:
+def _others(registry: dict, data_dir: str) -> Ids:
     """Every id the machine's other installations hold."""
-    with _registry() as data:
-        return merge([Ids.from_json(json.dumps(v)) for d, v in data.items() if d != data_dir])
-
-
-def register_installation(data_dir: str, ids: Ids) -> None:
-    with _registry() as data:
-        data[data_dir] = json.loads(ids.to_json())
+    return merge([Ids.from_json(json.dumps(v)) for d, v in registry.items() if d != data_dir])
 
 
 def check_ports(plan: Plan, running: Plan | None = None) -> None:
@@ -158,11 +152,21 @@ def prepare(
     data_dir = str(Path(data_dir).absolute())
     user_env = user_env or default_user_env()
     isolated = os.geteuid() == 0
+    # Isolated, the machine's registry of ids stays locked from allocation to writing,
+    # so that two installations prepared at once never get the same uid.
+    with _registry() if isolated else nullcontext() as registry:
+        prepared = _prepare_locked(site, data_dir, user_env, isolated, running, registry)
+    return prepared
+
+
+def _prepare_locked(
+    site: Site, data_dir: str, user_env: str, isolated: bool, running: Plan | None, registry
+) -> Prepared:
     ids_file = Path(data_dir, "state", "ids.json")
     ids = Ids.load(ids_file)
-    if isolated:  # uids unique across the machine's installations
+    if registry is not None:  # uids unique across the machine's installations
         ids = allocate(
-            list(site.everyone), [c.id for c in site.courses], ids, other_installations(data_dir)
+            list(site.everyone), [c.id for c in site.courses], ids, _others(registry, data_dir)
         )
     plan = derive(site, data_dir, isolated=isolated, ids=ids, owner=(os.getuid(), os.getgid()))
     if isolated:
@@ -189,8 +193,8 @@ def prepare(
             {"user_password": site.auth.user_password, "admin_password": site.auth.admin_password},
         )
     write_private(ids_file, plan.ids.to_json() + "\n")
-    if isolated:
-        register_installation(data_dir, plan.ids)
+    if registry is not None:
+        registry[data_dir] = json.loads(plan.ids.to_json())
     plan_file = plan_file_of(data_dir)
     write_private(Path(plan_file), plan.to_json() + "\n")
     hub_config = str(Path(plan.paths.state, "jupyterhub_config.py"))
