@@ -21,7 +21,7 @@ from pathlib import Path
 
 import requests
 
-from ...plan import Plan
+from ...plan import SERVICE_NAME, Plan
 from ...secrets import load_secrets, write_private
 from .install import prepare
 from .runtime import Installation, run_as_grader, save_runtime, wait_healthy
@@ -203,10 +203,17 @@ def gradebook_students(plan: Plan, course_id: str) -> list[str]:
         con.close()
 
 
+def _reloads(inst: Installation) -> int:
+    try:
+        return json.loads(inst.state_file.read_text()).get("reloads", 0)
+    except (OSError, ValueError):
+        return 0
+
+
 def _hub_has_services(plan: Plan, courses: set[str]) -> bool:
     try:
         r = HubAPI(plan).call("GET", "services")
-        return r.ok and courses <= set(r.json())
+        return r.ok and courses == set(r.json()) - {SERVICE_NAME}
     except requests.RequestException:
         return False
 
@@ -235,10 +242,14 @@ def apply_site(
         if pid:
             if hub_needs_restart(old, new) or result.courses_added or result.courses_removed:
                 progress("asking the supervisor to start new grader servers and reload the hub")
+                before = _reloads(inst)
                 os.kill(pid, signal.SIGHUP)
                 result.hub_restarted = True
                 deadline = time.monotonic() + timeout
-                time.sleep(1.0)
+                while _reloads(inst) <= before:  # the old hub must be gone before health counts
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"the supervisor did not reload; see {inst.log_file}")
+                    time.sleep(0.2)
                 if not wait_healthy(inst, timeout, progress):
                     raise RuntimeError(
                         f"the installation is not healthy after the change; see {inst.log_file}"

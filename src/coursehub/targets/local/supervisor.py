@@ -164,6 +164,7 @@ class Supervisor:
         self.state_file = state_file
         self.stopping = False
         self.reload_requested = False
+        self.reloads = 0  # completed reloads, for whoever asked for one
         self.on_event = on_event or (lambda msg: None)
         self.respec = respec
         self.periodic = periodic
@@ -173,6 +174,7 @@ class Supervisor:
     def write_state(self) -> None:
         state = {
             "pid": os.getpid(),
+            "reloads": self.reloads,
             "data_dir": self.data_dir,
             "children": {
                 name: {
@@ -283,6 +285,7 @@ class Supervisor:
             hub.proc = None
             hub.start()
             self._event("restarted the hub to load the changed site file")
+        self.reloads += 1
         self.write_state()
 
     def _on_signal(self, signum, frame) -> None:
