@@ -6,7 +6,7 @@ DEMO_SITE := examples/demo-site.yaml
 # The demo's data folder must be reachable by the servers' uids: under /srv when root.
 DEMO_DATA ?= $(if $(filter 0,$(shell id -u)),/srv/coursehub-demo,$(CURDIR)/demo-data)
 
-.PHONY: setup demo demo-down test unit integration lint format clean
+.PHONY: setup demo demo-down test unit integration lint format clean bench
 
 setup:
 	@bash scripts/setup.sh
@@ -30,6 +30,10 @@ unit: setup
 
 integration: setup
 	$(VENV)/bin/python -m pytest -ra tests/integration
+
+# coursehub against a plain JupyterHub + nbgrader (bench/README.md); flags in BENCH_ARGS.
+bench: setup
+	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench
