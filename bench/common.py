@@ -17,6 +17,8 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 ROOT = Path(__file__).resolve().parents[1]
 USER_ENV = os.environ.get("COURSEHUB_USER_ENV", "/opt/coursehub/user-env")
@@ -295,6 +297,18 @@ class Person:
         self.base = base_url if base_url.endswith("/") else base_url + "/"
         self.name = name
         self.s = requests.Session()
+        # A kept-alive connection the proxy has just closed fails on reuse: retry what is
+        # safe to repeat (never a POST).
+        retry = Retry(
+            total=2,
+            connect=2,
+            read=2,
+            status=0,
+            allowed_methods={"GET", "HEAD", "DELETE"},
+            backoff_factor=0.1,
+            raise_on_status=False,
+        )
+        self.s.mount("http://", HTTPAdapter(max_retries=retry))
 
     def url(self, path: str) -> str:
         return urljoin(self.base, path.lstrip("/"))

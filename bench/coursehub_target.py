@@ -162,6 +162,12 @@ class Coursehub(Side):
             out.append(f"--- {log.name}\n" + "\n".join(lines))
         return "\n".join(out)
 
+    def hub_log(self) -> str:
+        try:
+            return (self.data_dir / "logs" / "hub.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
     def _plan(self) -> dict:
         return json.loads((self.data_dir / "state" / "plan.json").read_text())
 

@@ -48,6 +48,14 @@ class Figure:
             return float("inf") if r == 0 else 1 / r
         return r
 
+    def overlap(self) -> bool:
+        """Do the two sides' ranges (min-max over the repeats) overlap? Then a difference of
+        the medians is within this run's run-to-run noise."""
+        a, b = self.stats("coursehub"), self.stats("baseline")
+        if not a or not b:
+            return False
+        return a["min"] <= b["max"] and b["min"] <= a["max"]
+
     def to_json(self) -> dict:
         return {
             **asdict(self),
@@ -118,6 +126,8 @@ def markdown(figures: Figures, meta: dict) -> str:
             mark = "worse"
         elif bad is not None and bad < 0.9:
             mark = "better"
+        if mark and f.overlap():
+            mark += " (ranges overlap)"
         arrow = "↓" if f.better == "lower" else "↑"
         lines.append(
             f"| {i} | {f.title} | {f.unit} {arrow} | {_cell(f.stats('coursehub'))} | "
@@ -126,13 +136,17 @@ def markdown(figures: Figures, meta: dict) -> str:
     lines.append("")
     lines.append(
         "↓ lower is better, ↑ higher is better; 'worse'/'better': coursehub more than 10 % "
-        "behind/ahead of the baseline."
+        "behind/ahead of the baseline; '(ranges overlap)': the min–max ranges of the two sides "
+        "overlap, so the difference is within this run's run-to-run noise."
     )
     worst = [f for f in figures.worst(2) if f.badness() > 1]
     if worst:
         lines.append(
             "Furthest behind the baseline: "
-            + "; ".join(f"{f.title} ({f.badness():.2f}× worse)" for f in worst if f.badness() > 1)
+            + "; ".join(
+                f"{f.title} ({f.badness():.2f}× worse{', ranges overlap' if f.overlap() else ''})"
+                for f in worst
+            )
             + "."
         )
     notes = [f"- {f.title}: {f.note}" for f in figures if f.note]
@@ -151,3 +165,29 @@ def write_json(path: str, figures: Figures, meta: dict, details: dict) -> None:
         )
         + "\n"
     )
+
+
+def load(path: str) -> tuple[Figures, dict, dict]:
+    data = json.loads(Path(path).read_text())
+    figures = Figures()
+    for f in data["figures"]:
+        fig = figures.get(f["key"], f["title"], f["unit"], f["better"], f.get("note", ""))
+        fig.samples = {s: list(v) for s, v in f["samples"].items()}
+    return figures, data["meta"], data["details"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the Markdown table of a JSON result again: python -m bench.report FILE.json"""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m bench.report RESULT.json", file=sys.stderr)
+        return 2
+    figures, meta, _ = load(args[0])
+    print(markdown(figures, meta), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

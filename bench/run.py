@@ -179,6 +179,20 @@ class Run:
         self.live: list[Side] = []
         self.settle = 1.0 if a.tiny else 5.0  # seconds a server idles before its memory is read
 
+    def add(self, side: str, key: str, title: str, unit: str, value: float, **kw) -> None:
+        """One sample of a figure, with the machine's conditions when it was taken."""
+        self.figures.add(side, key, title, unit, value, **kw)
+        self.details.setdefault("conditions", []).append(
+            {
+                "figure": key,
+                "side": side,
+                "value": value,
+                "time": time.strftime("%H:%M:%S"),
+                "loadavg": _loadavg(),
+                "other_test_processes": len(others_running()),
+            }
+        )
+
     def say(self, msg: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -222,7 +236,7 @@ class Run:
                         took = measure.hub_start(side, t_timeout)
                         for problem in side.problems:
                             self.error(f"{name} start with {m} courses", BenchError(problem))
-                        self.figures.add(
+                        self.add(
                             name,
                             f"start_{m}",
                             f"Hub start to healthy, {m} course{'s' if m > 1 else ''}",
@@ -251,7 +265,7 @@ class Run:
         for problem in side.problems:
             self.error(f"{name} start", BenchError(problem), side)
         people = len(students) + 1
-        self.figures.add(
+        self.add(
             name, "start_main", f"Hub start to healthy, 1 course and {people} people", "s", took
         )
         self.say(f"{name}: healthy in {took:.2f}s")
@@ -279,9 +293,7 @@ class Run:
                 continue
             persons.append(res.pop("person"))
             self.details["one_user"].setdefault(name, []).append(res)
-            self.figures.add(
-                name, "one_user", "One user: login, spawn, server ready", "s", res["total_s"]
-            )
+            self.add(name, "one_user", "One user: login, spawn, server ready", "s", res["total_s"])
             self.say(f"{name}: {user} ready in {res['total_s']:.2f}s")
         if not persons:
             return
@@ -289,12 +301,8 @@ class Run:
             mem = measure.idle_memory(side, [p.name for p in persons], self.settle)
             self.details["memory"].setdefault(name, {})["one"] = mem
             for m in mem:
-                self.figures.add(
-                    name, "mem_one_rss", "Idle user server: RSS", "MiB", m["Rss"] / 1024
-                )
-                self.figures.add(
-                    name, "mem_one_pss", "Idle user server: PSS", "MiB", m["Pss"] / 1024
-                )
+                self.add(name, "mem_one_rss", "Idle user server: RSS", "MiB", m["Rss"] / 1024)
+                self.add(name, "mem_one_pss", "Idle user server: PSS", "MiB", m["Pss"] / 1024)
         except Exception as err:  # noqa: BLE001
             self.error(f"{name} idle memory", err, side)
         for _ in range(self.a.repeat):
@@ -303,14 +311,14 @@ class Run:
             except Exception as err:  # noqa: BLE001
                 self.error(f"{name} proxy latency", err, side)
                 break
-            self.figures.add(
+            self.add(
                 name,
                 "proxy_p50",
                 "Proxy: small request to a user server, median",
                 "ms",
                 lat["p50_ms"],
             )
-            self.figures.add(
+            self.add(
                 name, "proxy_p95", "Proxy: small request to a user server, p95", "ms", lat["p95_ms"]
             )
             try:
@@ -318,7 +326,7 @@ class Run:
             except Exception as err:  # noqa: BLE001
                 self.error(f"{name} direct latency", err, side)
                 continue
-            self.figures.add(
+            self.add(
                 name,
                 "proxy_direct_diag",
                 "(diagnostic) same request straight to the server, median",
@@ -340,14 +348,12 @@ class Run:
             self.error(f"{name} storm of {n}", err, side)
             return
         persons = res.pop("persons")
+        if res["failure_reasons"]:
+            res["hub_log_about_failures"] = side.hub_log_about(list(res["failure_reasons"]))
         self.details["storms"].setdefault(name, {}).setdefault(str(n), []).append(res)
-        self.figures.add(
-            name, f"storm_{n}_ready", f"{n} users at once: all ready", "s", res["all_ready_s"]
-        )
-        self.figures.add(
-            name, f"storm_{n}_fail", f"{n} users at once: failures", "count", res["failures"]
-        )
-        self.figures.add(
+        self.add(name, f"storm_{n}_ready", f"{n} users at once: all ready", "s", res["all_ready_s"])
+        self.add(name, f"storm_{n}_fail", f"{n} users at once: failures", "count", res["failures"])
+        self.add(
             name,
             f"storm_{n}_cpu",
             f"{n} users at once: peak hub CPU (1 s)",
@@ -363,14 +369,14 @@ class Run:
             mem = measure.idle_memory(side, ready, self.settle)
             self.details["memory"].setdefault(name, {}).setdefault(str(n), []).append(mem)
             if len(ready) == n:
-                self.figures.add(
+                self.add(
                     name,
                     f"mem_{n}_pss",
                     f"{n} idle user servers: total PSS",
                     "MiB",
                     sum(m["Pss"] for m in mem) / 1024,
                 )
-                self.figures.add(
+                self.add(
                     name,
                     f"mem_{n}_rss",
                     f"{n} idle user servers: total RSS",
@@ -398,7 +404,7 @@ class Run:
             try:
                 side.place_submissions(COURSE, ASSIGNMENT, subs)
                 rate = measure.autograde_api(side, instructor, COURSE, ASSIGNMENT, subs, timeout)
-                self.figures.add(
+                self.add(
                     name,
                     "autograde_api",
                     "Autograde through the grader service (formgrader API)",
@@ -412,7 +418,7 @@ class Run:
             try:
                 side.place_submissions(COURSE, ASSIGNMENT, subs)
                 rate = measure.autograde_cli(side, COURSE, ASSIGNMENT, len(subs), timeout)
-                self.figures.add(
+                self.add(
                     name,
                     "autograde_cli",
                     "Autograde with the nbgrader CLI",

@@ -48,6 +48,21 @@ class Side:
     def logs(self) -> str:
         return ""
 
+    def hub_log(self) -> str:
+        """The hub's whole log (for excerpts about failures)."""
+        return ""
+
+    def hub_log_about(self, names: list[str], limit: int = 40) -> list[str]:
+        """Warnings and errors of the hub's log that name one of `names`."""
+        wanted = set(names)
+        out = []
+        for line in self.hub_log().splitlines():
+            if (line.startswith(("[W", "[E", "[C")) or "Traceback" in line) and any(
+                n in line for n in wanted
+            ):
+                out.append(line[:400])
+        return out[-limit:]
+
     def course_root(self, course: str) -> Path:
         raise NotImplementedError
 
