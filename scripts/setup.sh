@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything coursehub needs on this machine; safe to run again.
-#   - Debian packages (when root): nss_wrapper, Node.js, npm and Chromium if missing
+#   - Debian packages (when root): nss_wrapper, Node.js, npm, Chromium, docker-compose if missing
 #   - .venv: coursehub (editable), JupyterHub, nbgrader, test tools, from the lock
 #   - node_modules: configurable-http-proxy, from package-lock.json
 #   - the servers' environment (when root): /opt/coursehub/user-env, readable by every uid
@@ -21,6 +21,7 @@ if [ "$(id -u)" = 0 ]; then
   command -v node >/dev/null || need+=(nodejs)
   command -v npm >/dev/null || need+=(npm)
   [ -x /usr/bin/chromium ] || need+=(chromium)  # the browser tests drive Debian's Chromium
+  command -v docker-compose >/dev/null || need+=(docker-compose)  # validates rendered compose files
   if [ ${#need[@]} -gt 0 ]; then
     step "Installing Debian packages: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -40,7 +41,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if [ "$(cat .venv/.coursehub-stamp 2>/dev/null)" != "$(stamp)" ]; then
   step "Installing coursehub and its locked dependencies into .venv"
-  pipq .venv/bin/pip install "${PIP_QUIET[@]}" -c "$LOCK" -e '.[test]'
+  pipq .venv/bin/pip install "${PIP_QUIET[@]}" -c "$LOCK" -e '.[test,docker]'
   .venv/bin/python -c 'import coursehub, jupyterhub, nbgrader' 
   stamp > .venv/.coursehub-stamp
 fi
