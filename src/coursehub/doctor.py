@@ -940,7 +940,14 @@ def reference_plan(stored: Plan, site_file: str | None = None) -> Plan:
     ids = Ids.load(Path(stored.paths.state, "ids.json"))
     if not ids.people and not ids.courses:
         ids = stored.ids
-    return derive(site, stored.paths.data_dir, isolated=stored.isolated, ids=ids, owner=owner)
+    return derive(
+        site,
+        stored.base_dir,
+        isolated=stored.isolated,
+        ids=ids,
+        owner=owner,
+        layout=stored.layout.kind,
+    )
 
 
 def diagnose(

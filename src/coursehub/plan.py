@@ -19,6 +19,12 @@ from .site import Site
 ROOT = 0
 SERVICE_NAME = "coursehub"  # the automation service coursehub itself uses
 
+# Where an installation's folders are. LOCAL: everything under one data folder
+# (the local target). SYSTEM: the POC's places under a root prefix ('/' on a
+# host), the same paths on the host and inside containers (bind mounts).
+LOCAL, SYSTEM = "local", "system"
+LAYOUTS = (LOCAL, SYSTEM)
+
 # Environments a person's server can have, from the POC's extension table.
 STUDENT, INSTRUCTOR, STANDARD, GRADER = "student", "instructor", "standard", "grader"
 
@@ -139,6 +145,14 @@ class Paths:
 
 
 @dataclass(frozen=True)
+class Layout:
+    """Which layout a Plan was derived with; plan.json without it means LOCAL."""
+
+    kind: str = LOCAL
+    root: str = ""  # SYSTEM only: the prefix of every path ("/" on a host)
+
+
+@dataclass(frozen=True)
 class Plan:
     org: str
     ip: str
@@ -156,6 +170,12 @@ class Plan:
     files: tuple[File, ...]
     extensions: dict[str, dict[str, Any]]
     ids: Ids = field(default_factory=Ids)
+    layout: Layout = field(default_factory=Layout)
+
+    @property
+    def base_dir(self) -> str:
+        """What derive() took as data_dir: the data folder, or the system layout's root."""
+        return self.layout.root if self.layout.kind == SYSTEM else self.paths.data_dir
 
     @property
     def hub_url(self) -> str:
@@ -246,6 +266,7 @@ class Plan:
             files=tuple(File(**f) for f in data["files"]),
             extensions=data["extensions"],
             ids=Ids(**data["ids"]),
+            layout=Layout(**data.get("layout", {})),
         )
 
     # Names the hub and the targets share.
@@ -292,6 +313,55 @@ def extension_settings(environment: str) -> dict[str, Any]:
         "jpserver_extensions": {mod: key in wanted for key, mod in _SERVER_EXTENSIONS.items()},
         "disabled_lab_plugins": sorted(p for key, p in _LAB_PLUGINS.items() if key not in wanted),
     }
+
+
+def server_config_json(settings: dict[str, Any]) -> str:
+    """jupyter_server_config.json of one environment: nbgrader's server extensions on/off."""
+    body = {"ServerApp": {"jpserver_extensions": settings["jpserver_extensions"]}}
+    return json.dumps(body, indent=2, sort_keys=True) + "\n"
+
+
+def page_config_json(settings: dict[str, Any]) -> str:
+    """labconfig/page_config.json of one environment: the Lab plugins it must not load."""
+    disabled = {p: True for p in settings["disabled_lab_plugins"]}
+    return json.dumps({"disabledExtensions": disabled}, indent=2, sort_keys=True) + "\n"
+
+
+def layout_paths(data_dir: str, layout: str = LOCAL) -> Paths:
+    """Every place of an installation, for a data folder (LOCAL) or a root prefix (SYSTEM)."""
+    if layout == SYSTEM:
+        r = data_dir.rstrip("/")  # "/" becomes "", so paths read /srv/..., /etc/...
+        runtime = f"{r}/srv/jupyterhub"
+        return Paths(
+            data_dir=runtime,
+            secrets=f"{runtime}/secrets",
+            state=f"{runtime}/state",
+            logs=f"{r}/var/log/coursehub",
+            run=f"{runtime}/run",
+            etc=f"{r}/etc/jupyterhub",
+            # not /home/{name}: a person named like a host account must never get its home
+            homes=f"{runtime}/homes",
+            graders=f"{r}/home",
+            exchange=f"{r}/srv/nbgrader/exchange",
+            jupyter_config=f"{r}/etc/jupyterhub",
+            passwd=f"{r}/etc/jupyterhub/passwd",
+            group=f"{r}/etc/jupyterhub/group",
+        )
+    d = data_dir.rstrip("/")
+    return Paths(
+        data_dir=d,
+        secrets=f"{d}/secrets",
+        state=f"{d}/state",
+        logs=f"{d}/logs",
+        run=f"{d}/run",
+        etc=f"{d}/etc",
+        homes=f"{d}/homes",
+        graders=f"{d}/graders",
+        exchange=f"{d}/exchange",
+        jupyter_config=f"{d}/etc/jupyter",
+        passwd=f"{d}/etc/passwd",
+        group=f"{d}/etc/group",
+    )
 
 
 def _nbgrader_layer1(plan_paths: Paths, titles: dict[str, str]) -> str:
@@ -357,30 +427,21 @@ def derive(
     isolated: bool,
     ids: Ids | None = None,
     owner: tuple[int, int] = (0, 0),
+    layout: str = LOCAL,
 ) -> Plan:
     """Turn a checked site into a Plan. Pure: reads and writes nothing.
 
-    data_dir must be absolute. isolated=True gives every account its own uid
-    (coursehub runs as root); otherwise every folder belongs to `owner`
-    (uid, gid), the account coursehub runs as.
+    data_dir must be absolute: the data folder (LOCAL layout), or the root
+    prefix of the POC's places (SYSTEM layout, "/" on a host). isolated=True
+    gives every account its own uid (coursehub runs as root); otherwise every
+    folder belongs to `owner` (uid, gid), the account coursehub runs as.
     """
     if not data_dir.startswith("/"):
         raise ValueError("data_dir must be an absolute path")
-    d = data_dir.rstrip("/")
-    paths = Paths(
-        data_dir=d,
-        secrets=f"{d}/secrets",
-        state=f"{d}/state",
-        logs=f"{d}/logs",
-        run=f"{d}/run",
-        etc=f"{d}/etc",
-        homes=f"{d}/homes",
-        graders=f"{d}/graders",
-        exchange=f"{d}/exchange",
-        jupyter_config=f"{d}/etc/jupyter",
-        passwd=f"{d}/etc/passwd",
-        group=f"{d}/etc/group",
-    )
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
+    paths = layout_paths(data_dir, layout)
+    system = layout == SYSTEM
     ids = allocate(list(site.everyone), [c.id for c in site.courses], ids or Ids())
     base = site.hub.base_url
     ports = Ports(public=site.hub.port, proxy_api=site.hub.port + 1, hub=site.hub.port + 2)
@@ -408,7 +469,8 @@ def derive(
         slot = ids.courses[c.id]
         gname = grader_account(c.id)
         uid = ids.grader_uid(c.id)
-        home = f"{paths.graders}/{c.id}"
+        # the POC's grader home is /home/grader-{course}; locally, graders/{course}
+        home = f"{paths.graders}/{gname if system else c.id}"
         port = site.hub.port + GRADER_PORT_OFFSET + slot
         courses[c.id] = GraderService(
             course_id=c.id,
@@ -518,7 +580,12 @@ def derive(
         Folder(paths.logs, ru, rg, 0o700, "logs of every process"),
         Folder(paths.run, ru, rg, 0o700, "pid files"),
         Folder(paths.etc, ru, rg, 0o755, "configuration every server reads"),
-        Folder(paths.jupyter_config, ru, rg, 0o755, "nbgrader layer 1 for every server"),
+        # SYSTEM: nbgrader layer 1 sits in /etc/jupyterhub itself, as in the POC
+        *(
+            []
+            if paths.jupyter_config == paths.etc
+            else [Folder(paths.jupyter_config, ru, rg, 0o755, "nbgrader layer 1 for every server")]
+        ),
         Folder(f"{paths.jupyter_config}/roles", ru, rg, 0o755, "Jupyter config per environment"),
         *(
             []
@@ -526,7 +593,8 @@ def derive(
             else [Folder(f"{paths.etc}/nss", ru, rg, 0o755, "one passwd file per account")]
         ),
         Folder(paths.homes, ru, rg, 0o711, "homes: traverse only, nobody lists the names"),
-        Folder(paths.graders, ru, rg, 0o711, "grader homes: traverse only"),
+        # SYSTEM: grader homes are in the host's /home, which is not coursehub's to change
+        *([] if system else [Folder(paths.graders, ru, rg, 0o711, "grader homes: traverse only")]),
         Folder(paths.exchange, ru, rg, 0o711, "nbgrader exchange root: traverse only"),
         Folder(f"{paths.exchange}/.feedback", ru, rg, 0o711, "feedback, one folder per student"),
     ]
@@ -633,18 +701,10 @@ def derive(
     ]
 
     def server_config(env: str) -> str:
-        return (
-            json.dumps(
-                {"ServerApp": {"jpserver_extensions": extensions[env]["jpserver_extensions"]}},
-                indent=2,
-                sort_keys=True,
-            )
-            + "\n"
-        )
+        return server_config_json(extensions[env])
 
     def page_config(env: str) -> str:
-        disabled = {p: True for p in extensions[env]["disabled_lab_plugins"]}
-        return json.dumps({"disabledExtensions": disabled}, indent=2, sort_keys=True) + "\n"
+        return page_config_json(extensions[env])
 
     # jupyter_core writes 'migrated' into a config folder it finds without one;
     # these folders are read-only for the servers, so coursehub writes it.
@@ -700,4 +760,5 @@ def derive(
         files=tuple(files),
         extensions=extensions,
         ids=ids,
+        layout=Layout(SYSTEM, data_dir.rstrip("/") or "/") if system else Layout(),
     )
