@@ -24,6 +24,12 @@ SERVICE_NAME = "coursehub"  # the automation service coursehub itself uses
 # host), the same paths on the host and inside containers (bind mounts).
 LOCAL, SYSTEM = "local", "system"
 LAYOUTS = (LOCAL, SYSTEM)
+# SYSTEM runs each part in its own container on one network (the POC's names
+# and ports): the hub answers at jupyterhub:8081, the proxy's API at proxy:8001
+# and each course's grader service at {course}:8888.
+SYSTEM_HUB_HOST, SYSTEM_HUB_PORT = "jupyterhub", 8081
+SYSTEM_PROXY_HOST, SYSTEM_PROXY_API_PORT = "proxy", 8001
+SYSTEM_GRADER_PORT = 8888
 
 # Environments a person's server can have, from the POC's extension table.
 STUDENT, INSTRUCTOR, STANDARD, GRADER = "student", "instructor", "standard", "grader"
@@ -179,7 +185,8 @@ class Plan:
 
     @property
     def hub_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports.hub}{self.base_url}"
+        host = SYSTEM_HUB_HOST if self.layout.kind == SYSTEM else "127.0.0.1"
+        return f"http://{host}:{self.ports.hub}{self.base_url}"
 
     @property
     def public_url(self) -> str:
@@ -444,7 +451,10 @@ def derive(
     system = layout == SYSTEM
     ids = allocate(list(site.everyone), [c.id for c in site.courses], ids or Ids())
     base = site.hub.base_url
-    ports = Ports(public=site.hub.port, proxy_api=site.hub.port + 1, hub=site.hub.port + 2)
+    if system:
+        ports = Ports(public=site.hub.port, proxy_api=SYSTEM_PROXY_API_PORT, hub=SYSTEM_HUB_PORT)
+    else:
+        ports = Ports(public=site.hub.port, proxy_api=site.hub.port + 1, hub=site.hub.port + 2)
     root_uid, root_gid = (ROOT, ROOT) if isolated else owner
 
     def account(name: str, uid: int, groups: tuple[int, ...], home: str) -> Account:
@@ -471,13 +481,14 @@ def derive(
         uid = ids.grader_uid(c.id)
         # the POC's grader home is /home/grader-{course}; locally, graders/{course}
         home = f"{paths.graders}/{gname if system else c.id}"
-        port = site.hub.port + GRADER_PORT_OFFSET + slot
+        port = SYSTEM_GRADER_PORT if system else site.hub.port + GRADER_PORT_OFFSET + slot
+        host = c.id if system else "127.0.0.1"  # SYSTEM: the compose service named as the course
         courses[c.id] = GraderService(
             course_id=c.id,
             title=c.title,
             account=account(gname, uid, (course_gid[c.id],), home),
             port=port,
-            url=f"http://127.0.0.1:{port}",
+            url=f"http://{host}:{port}",
             prefix=f"{base}services/{c.id}/",
             course_root=f"{home}/{c.id}",
             config_dir=f"{home}/.jupyter",

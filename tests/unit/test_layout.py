@@ -153,3 +153,19 @@ def test_doctor_re_derives_a_system_plan_in_its_own_layout(system_plan, tmp_path
 def test_unknown_layout_is_refused(site):
     with pytest.raises(ValueError, match="layout must be one of"):
         derive(site, ROOT, isolated=True, layout="cloud")
+
+
+def test_system_services_answer_on_the_container_network(system_plan, plan):
+    """Each part in its own container: the hub, the proxy's API and the graders by name."""
+    assert system_plan.hub_api_url == "http://jupyterhub:8081/hub/api"
+    assert system_plan.ports.proxy_api == 8001
+    assert system_plan.ports.public == plan.ports.public  # published on the host as before
+    g = system_plan.courses["algebra"]
+    assert (g.url, g.port) == ("http://algebra:8888", 8888)
+    env = system_plan.grader_env("algebra")
+    assert env["JUPYTERHUB_API_URL"] == "http://jupyterhub:8081/hub/api"
+    assert env["JUPYTERHUB_SERVICE_URL"] == "http://algebra:8888"
+    assert env["JUPYTERHUB_USER"] == "grader-algebra"
+    # the local target keeps loopback
+    assert plan.hub_api_url.startswith("http://127.0.0.1:")
+    assert plan.courses["algebra"].url.startswith("http://127.0.0.1:")
