@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from .plan import GRADER, INSTRUCTOR, STANDARD, STUDENT, Account, Plan
+from .plan import GRADER, INSTRUCTOR, STANDARD, STUDENT, Account, Person, Plan
 from .runas import account_env
 
 # Debian/Ubuntu's libnss-wrapper, found by the dynamic loader on any
@@ -72,16 +72,7 @@ def person_container(
 ) -> ContainerSpec:
     """The container of a person's server: image of their environment, their uid."""
     _require_isolated(plan)
-    if name in _grader_names(plan):
-        raise ContainerPlanError(
-            f"{name!r} is a course's grader account: its server is the course's grader "
-            "service, not a person's server"
-        )
-    person = plan.people.get(name)
-    if person is None:
-        raise ContainerPlanError(
-            f"{name!r} is not in the site file; add them to 'people' (or 'admins') and render again"
-        )
+    person = planned_person(plan, name)
     image = images.get(person.environment)
     if not image:
         raise ContainerPlanError(
@@ -170,6 +161,21 @@ def grader_container(
         working_dir=account.home,
         command=command,
     )
+
+
+def planned_person(plan: Plan, name: str) -> Person:
+    """The Plan's person of that name; grader accounts and unknown names are refused."""
+    if name in _grader_names(plan):
+        raise ContainerPlanError(
+            f"{name!r} is a course's grader account: its server is the course's grader "
+            "service, never a server the hub spawns"
+        )
+    person = plan.people.get(name)
+    if person is None:
+        raise ContainerPlanError(
+            f"{name!r} is not in the site file; add them to 'people' (or 'admins') and render again"
+        )
+    return person
 
 
 def person_env(plan: Plan, name: str, nss_wrapper: str | None = NSS_WRAPPER) -> dict[str, str]:
