@@ -7,6 +7,8 @@ the server starts.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from pathlib import Path
 from subprocess import STDOUT
@@ -98,7 +100,32 @@ class CourseLocalSpawner(LocalProcessSpawner):
             os.chmod(log.name, 0o600)
             self.popen_kwargs = {**self.popen_kwargs, "stdout": log, "stderr": STDOUT}
         try:
-            return await super().start()
+            ip, port = await super().start()
         finally:
             if log is not None:
                 log.close()
+        await self._listening(ip, port)
+        return ip, port
+
+    async def _listening(self, ip: str, port: int) -> None:
+        """Return once the server accepts connections (or has died, or http_timeout passed).
+
+        JupyterHub checks a new server first right after start() returns, then with
+        exponential backoff (random waits up to 0.2, 0.4, ... 5 s): a server that comes up
+        between two checks waits for the next one. Polling the port every 50 ms here makes
+        the hub's first check find it.
+        """
+        deadline = asyncio.get_running_loop().time() + self.http_timeout
+        host = ip or "127.0.0.1"
+        while asyncio.get_running_loop().time() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                return  # it died: the hub's own check reports it
+            try:
+                _, writer = await asyncio.open_connection(host, port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return
