@@ -27,13 +27,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from coursehub.targets.local.supervisor import terminate_all
+
 from .common import (
     PASSWORD,
     USER_ENV,
     BenchError,
     free_port_block,
     kill_marked,
-    terminate,
     wait_healthy,
 )
 from .sides import GRADEBOOK_ADD, Side
@@ -271,7 +272,7 @@ class Baseline(Side):
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             # the hub stops its servers, services and proxy itself (cleanup_servers)
-            terminate([self.proc.pid], 40.0)
+            terminate_all([self.proc.pid], 40.0)
             self.proc.wait()
         kill_marked(self.marker)
 

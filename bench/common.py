@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import statistics
 import threading
@@ -19,6 +18,8 @@ from urllib.parse import urljoin
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
+
+from coursehub.targets.local.supervisor import processes_with_env, terminate_all
 
 ROOT = Path(__file__).resolve().parents[1]
 USER_ENV = os.environ.get("COURSEHUB_USER_ENV", "/opt/coursehub/user-env")
@@ -62,63 +63,11 @@ def free_port_block(start: int = 27000, stop: int = 32700, span: int = PORT_SPAN
 # -- processes -------------------------------------------------------------------------------
 
 
-def processes_with_env(marker: str, exclude: Iterable[int] = ()) -> list[int]:
-    """Every process whose environment holds `marker` ("KEY=value")."""
-    want = marker.encode()
-    skip = {os.getpid(), *exclude}
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) in skip:
-            continue
-        try:
-            with open(f"/proc/{entry.name}/environ", "rb") as f:
-                if want in f.read().split(b"\0"):
-                    found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(ChildProcessError):
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def terminate(pids: Iterable[int], grace: float) -> list[int]:
-    """SIGTERM, up to `grace` seconds, then SIGKILL. Returns the pids that had to be killed."""
-    pids = list(pids)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        pids = [p for p in pids if _alive(p)]
-        if not pids:
-            return []
-        time.sleep(0.1)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
-    return pids
-
-
 def kill_marked(marker: str, grace: float = 3.0) -> list[int]:
     """Stop every process that carries `marker` in its environment (leftovers of a side)."""
     pids = processes_with_env(marker)
     if pids:
-        terminate(pids, grace)
+        terminate_all(pids, grace)
     return pids
 
 

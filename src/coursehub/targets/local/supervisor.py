@@ -93,7 +93,12 @@ class Child:
 
 def processes_of(data_dir: str, exclude: Iterable[int] = ()) -> list[int]:
     """Every process whose environment marks it as this installation's."""
-    marker = f"COURSEHUB_DATA_DIR={data_dir}".encode()
+    return processes_with_env(f"COURSEHUB_DATA_DIR={data_dir}", exclude)
+
+
+def processes_with_env(entry: str, exclude: Iterable[int] = ()) -> list[int]:
+    """Every process whose environment holds `entry` ("KEY=value"), but this one."""
+    marker = entry.encode()
     skip = {os.getpid(), *exclude}
     found = []
     for entry in os.scandir("/proc"):
@@ -114,7 +119,7 @@ def terminate_all(pids: list[int], grace: float) -> list[int]:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        pids = [p for p in pids if _exists(p)]
+        pids = [p for p in pids if process_exists(p)]
         if not pids:
             return []
         time.sleep(0.1)
@@ -128,7 +133,7 @@ def _signal(pid: int, sig: int) -> None:
         os.kill(pid, sig)
 
 
-def _exists(pid: int) -> bool:
+def process_exists(pid: int) -> bool:
     """Is `pid` still a running process? Zombies count as gone (reaped if ours)."""
     try:
         os.kill(pid, 0)
