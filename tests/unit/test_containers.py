@@ -19,7 +19,7 @@ from coursehub.containers import (
     grader_container,
     person_container,
 )
-from coursehub.plan import Account, Folder, Plan, derive
+from coursehub.plan import SYSTEM, Account, Folder, Plan, derive
 
 IMAGES = {
     "student": "myedu/notebook:student",
@@ -29,6 +29,12 @@ IMAGES = {
 GRADER_IMAGE = "myedu/notebook:grader"
 EX = f"{DATA_DIR}/exchange"
 ETC = f"{DATA_DIR}/etc"
+
+
+@pytest.fixture
+def system_plan(site) -> Plan:
+    """The compose target's layout: the POC's places, the same on the host and inside."""
+    return derive(site, "/", isolated=True, layout=SYSTEM)
 
 
 def ro(path: str) -> Mount:
@@ -139,9 +145,12 @@ def test_everyone_runs_as_their_own_uid_with_exactly_their_course_groups(plan):
     assert len(users) == len(plan.people)  # no shared uid
 
 
-def test_every_mount_is_one_the_accounts_uid_may_use_as_the_plan_decides(plan):
+@pytest.mark.parametrize("layout", ["local", "system"])
+def test_every_mount_is_one_the_accounts_uid_may_use_as_the_plan_decides(layout, request):
     """Read-write only where the account owns the folder; every mounted folder
     is one its uid may at least enter; nothing private, ever."""
+    plan = request.getfixturevalue("plan" if layout == "local" else "system_plan")
+    etc = plan.paths.etc
     specs = [(p.account, person_container(plan, n, IMAGES)) for n, p in plan.people.items()]
     specs += [
         (g.account, grader_container(plan, cid, GRADER_IMAGE)) for cid, g in plan.courses.items()
@@ -152,13 +161,13 @@ def test_every_mount_is_one_the_accounts_uid_may_use_as_the_plan_decides(plan):
             for private in private_paths(plan):
                 assert not (m.source + "/").startswith(private + "/")
                 assert not (private + "/").startswith(m.source + "/")
-            if m.source == ETC:
+            if m.source == etc:
                 continue
             f = folder(plan, m.source)
             assert may(f, account, 0o1), (account.name, m)
             if not m.read_only:
                 assert f.uid == account.uid, (account.name, m)
-        assert all(m.read_only for m in spec.mounts if m.source == ETC)
+        assert all(m.read_only for m in spec.mounts if m.source == etc)
 
 
 def test_nss_wrapper_and_role_config_in_the_environment_and_no_secret(plan, fake_secrets):
@@ -266,3 +275,33 @@ def test_a_folder_the_plan_does_not_make_is_never_mounted(plan):
     without = tuple(f for f in plan.folders if f.path != f"{EX}/biology/inbound/tom")
     with pytest.raises(ContainerPlanError, match="is not a folder of the Plan"):
         person_container(replace(plan, folders=without), "tom", IMAGES)
+
+
+def test_in_the_system_layout_containers_see_the_pocs_places(system_plan):
+    sam = person_container(system_plan, "sam", IMAGES)
+    ex = "/srv/nbgrader/exchange"
+    assert sam.mounts == (
+        rw("/srv/jupyterhub/homes/sam"),
+        ro("/etc/jupyterhub"),
+        ro(f"{ex}/algebra/outbound"),
+        rw(f"{ex}/algebra/inbound/sam"),
+        ro(f"{ex}/biology/outbound"),
+        rw(f"{ex}/biology/inbound/sam"),
+        ro(f"{ex}/.feedback/sam"),
+    )
+    assert sam.environment["NSS_WRAPPER_PASSWD"] == "/etc/jupyterhub/passwd"
+    assert sam.environment["JUPYTER_CONFIG_PATH"] == "/etc/jupyterhub"
+    assert sam.environment["JUPYTER_CONFIG_DIR"] == "/etc/jupyterhub/roles/student"
+    # the hub's runtime folder holds homes beside secrets and state: only a home is mounted
+    assert not any(m.source == "/srv/jupyterhub" for m in sam.mounts)
+
+    grader = grader_container(system_plan, "algebra", GRADER_IMAGE)
+    assert grader.mounts == (
+        rw("/home/grader-algebra"),
+        ro("/home/grader-algebra/.jupyter"),
+        ro("/etc/jupyterhub"),
+        rw(f"{ex}/algebra"),
+        rw(f"{ex}/.feedback/sam/algebra"),
+    )
+    assert "--ServerApp.port=8888" in grader.command  # http://algebra:8888, the compose service
+    assert grader.environment["JUPYTERHUB_API_URL"] == "http://jupyterhub:8081/hub/api"

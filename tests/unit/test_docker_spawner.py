@@ -30,7 +30,7 @@ from traitlets import TraitError
 from traitlets.config import Config
 
 from coursehub.folders import make_folder
-from coursehub.plan import Plan, derive
+from coursehub.plan import SYSTEM, Plan, derive
 from coursehub.site import parse_site
 from coursehub.spawners import CourseDockerSpawner
 
@@ -145,11 +145,15 @@ def live_plan(data_dir) -> Plan:
 
 @pytest.fixture
 def plan_file(tmp_path, live_plan) -> str:
-    path = tmp_path / "plan.json"
-    path.write_text(live_plan.to_json())
+    return write_plan(live_plan, tmp_path / "plan.json")
+
+
+def write_plan(plan: Plan, path) -> str:
+    path.write_text(plan.to_json())
     # what the host's preparation makes before the hub starts: the folder of homes
-    for folder in live_plan.folders:
-        if folder.path in (live_plan.paths.data_dir, live_plan.paths.homes):
+    os.makedirs(os.path.dirname(plan.paths.data_dir), exist_ok=True)
+    for folder in plan.folders:
+        if folder.path in (plan.paths.data_dir, plan.paths.homes):
             make_folder(folder)
     return str(path)
 
@@ -256,6 +260,29 @@ def test_a_student_container_as_the_engine_receives_it(engine, plan_file, live_p
     # the home was made before the container started, the person's own and private
     st = os.stat(home)
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (sam.uid, sam.gid, 0o700)
+
+
+@needs_root
+def test_in_the_system_layout_the_student_container_mounts_the_pocs_places(engine, tmp_path):
+    root = str(tmp_path / "root")
+    plan = derive(parse_site(two_course_data()), root, isolated=True, layout=SYSTEM)
+    start(make_spawner("tom", write_plan(plan, tmp_path / "plan.json")))
+    (create,) = engine.creates()
+    ex = f"{root}/srv/nbgrader/exchange"
+    home = f"{root}/srv/jupyterhub/homes/tom"
+    assert mounts_of(create) == [
+        (home, home, False),
+        (f"{root}/etc/jupyterhub", f"{root}/etc/jupyterhub", True),
+        (f"{ex}/biology/outbound", f"{ex}/biology/outbound", True),
+        (f"{ex}/biology/inbound/tom", f"{ex}/biology/inbound/tom", False),
+        (f"{ex}/.feedback/tom", f"{ex}/.feedback/tom", True),
+    ]
+    tom = plan.people["tom"].account
+    assert create.body["User"] == f"{tom.uid}:{tom.gid}"
+    env = env_of(create)
+    assert env["NSS_WRAPPER_PASSWD"] == f"{root}/etc/jupyterhub/passwd"
+    assert env["JUPYTER_CONFIG_PATH"] == f"{root}/etc/jupyterhub"
+    assert os.stat(home).st_uid == tom.uid
 
 
 @needs_root
