@@ -61,6 +61,10 @@ class ContainerSpec:
     environment: dict[str, str] = field(repr=False)
     working_dir: str
     command: tuple[str, ...] | None = None
+    # Nothing a server needs takes privileges: setuid programs in an image must
+    # not give them back (the uid is what keeps the exchange private).
+    cap_drop: tuple[str, ...] = ("ALL",)
+    security_opt: tuple[str, ...] = ("no-new-privileges:true",)
 
 
 class ContainerPlanError(ValueError):

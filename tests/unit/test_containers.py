@@ -124,6 +124,14 @@ def test_people_in_no_course_get_the_standard_image_home_and_config_only(plan):
         assert spec.group_add == ()
 
 
+def test_no_container_takes_privileges(plan):
+    specs = [person_container(plan, n, IMAGES) for n in plan.people]
+    specs += [grader_container(plan, cid, GRADER_IMAGE) for cid in plan.courses]
+    for spec in specs:
+        assert spec.cap_drop == ("ALL",)
+        assert spec.security_opt == ("no-new-privileges:true",)
+
+
 def test_everyone_runs_as_their_own_uid_with_exactly_their_course_groups(plan):
     gid = {cid: plan.courses[cid].account.groups[0] for cid in plan.courses}
     expected_groups = {

@@ -199,7 +199,12 @@ def mounts_of(call: Call) -> list[tuple[str, str, bool]]:
 
 
 @needs_root
-def test_a_student_container_as_the_engine_receives_it(engine, plan_file, live_plan, data_dir):
+def test_a_student_container_as_the_engine_receives_it(
+    engine, plan_file, live_plan, data_dir, monkeypatch
+):
+    # the hub's own environment carries secrets (env.jhub): none may reach a server
+    monkeypatch.setenv("JUPYTERHUB_CRYPT_KEY", "crypt-key-of-the-hub")
+    monkeypatch.setenv("CONFIGPROXY_AUTH_TOKEN", "token-of-the-proxy")
     spawner = make_spawner("sam", plan_file, mem_limit="1G", cpu_limit=1.5)
     assert start(spawner) == ("172.18.0.7", 8888)
 
@@ -256,6 +261,8 @@ def test_a_student_container_as_the_engine_receives_it(engine, plan_file, live_p
     assert env["JUPYTERHUB_DEFAULT_URL"] == "/lab"
     assert env["JUPYTERHUB_API_TOKEN"] == "server-token-of-sam"  # the server's own token only
     assert env["MEM_LIMIT"] == str(1024**3)
+    assert "JUPYTERHUB_CRYPT_KEY" not in env and "CONFIGPROXY_AUTH_TOKEN" not in env
+    assert not {"crypt-key-of-the-hub", "token-of-the-proxy"} & set(env.values())
 
     # the home was made before the container started, the person's own and private
     st = os.stat(home)

@@ -26,10 +26,6 @@ from ..folders import make_home
 from ..plan import Person, Plan
 from .spawner import load_plan
 
-# Nothing a server needs takes privileges: setuid programs in an image must not
-# give them back (the uid is what keeps the exchange private).
-SECURITY_HOST_CONFIG = {"cap_drop": ["ALL"], "security_opt": ["no-new-privileges:true"]}
-
 
 def plan_server_token_scopes(spawner: CourseDockerSpawner) -> list[str]:
     """The scopes of a person's server token, as the Plan gives them (read at each spawn)."""
@@ -171,6 +167,10 @@ class CourseDockerSpawner(DockerSpawner):
         )
         self.extra_host_config = _on_top(
             self._configured_host_config,
-            {"group_add": list(spec.group_add), **SECURITY_HOST_CONFIG},
+            {
+                "group_add": list(spec.group_add),
+                "cap_drop": list(spec.cap_drop),
+                "security_opt": list(spec.security_opt),
+            },
         )
         return await super().start()
