@@ -12,3 +12,10 @@ def test_authenticators_and_spawner_are_registered():
     for name in ("coursehub-first-use", "coursehub-shared-password"):
         assert issubclass(auths[name].load(), Authenticator)
     assert issubclass(spawners["coursehub-local"].load(), Spawner)
+
+
+def test_docker_spawner_is_registered():
+    from dockerspawner import DockerSpawner
+
+    spawners = {e.name: e for e in entry_points(group="jupyterhub.spawners")}
+    assert issubclass(spawners["coursehub-docker"].load(), DockerSpawner)
