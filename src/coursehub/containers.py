@@ -27,8 +27,17 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from .plan import GRADER, INSTRUCTOR, STANDARD, STUDENT, Account, Person, Plan
-from .runas import account_env
+from .plan import (
+    GRADER,
+    INSTRUCTOR,
+    STANDARD,
+    STUDENT,
+    Account,
+    Person,
+    Plan,
+    grader_server_args,
+)
+from .runas import account_env, server_env
 
 # Debian/Ubuntu's libnss-wrapper, found by the dynamic loader on any
 # architecture; the notebook images install it.
@@ -147,15 +156,7 @@ def grader_container(
     env = account_env(plan, account, nss_wrapper)
     env.update(plan.grader_env(course_id))
     port = urlsplit(g.url).port or CONTAINER_PORT
-    command = (
-        "jupyterhub-singleuser",
-        "--ServerApp.ip=0.0.0.0",
-        f"--ServerApp.port={port}",
-        f"--ServerApp.root_dir={account.home}",
-        "--SingleUserNotebookApp.default_url=/lab",
-        # The formgrader shows inside this server's own Lab; allow framing by itself only.
-        """--ServerApp.tornado_settings={"headers": {"Content-Security-Policy": "frame-ancestors 'self'"}}""",
-    )
+    command = ("jupyterhub-singleuser", *grader_server_args(g, "0.0.0.0", port))
     return ContainerSpec(
         image=image,
         user=f"{account.uid}:{account.gid}",
@@ -183,13 +184,8 @@ def planned_person(plan: Plan, name: str) -> Person:
 
 
 def person_env(plan: Plan, name: str, nss_wrapper: str | None = NSS_WRAPPER) -> dict[str, str]:
-    """A person's server environment (no secrets): their identity through
-    nss_wrapper, the Jupyter config of their environment and nbgrader layer 1."""
-    person = plan.people[name]
-    env = account_env(plan, person.account, nss_wrapper)
-    env["JUPYTER_CONFIG_DIR"] = person.config_dir
-    env["JUPYTER_CONFIG_PATH"] = plan.paths.jupyter_config
-    return env
+    """A person's server environment (no secrets), as on every target."""
+    return server_env(plan, plan.people[name], nss_wrapper)
 
 
 def _grader_names(plan: Plan) -> set[str]:

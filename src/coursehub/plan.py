@@ -297,6 +297,18 @@ class Plan:
         }
 
 
+def grader_server_args(g: GraderService, ip: str, port: int) -> tuple[str, ...]:
+    """Arguments of a course's grader server (after `jupyterhub-singleuser`), for every target."""
+    return (
+        f"--ServerApp.ip={ip}",
+        f"--ServerApp.port={port}",
+        f"--ServerApp.root_dir={g.account.home}",
+        "--SingleUserNotebookApp.default_url=/lab",
+        # The formgrader shows inside this server's own Lab; allow framing by itself only.
+        """--ServerApp.tornado_settings={"headers": {"Content-Security-Policy": "frame-ancestors 'self'"}}""",
+    )
+
+
 def formgrade_group(course_id: str) -> str:
     return f"formgrade-{course_id}"
 

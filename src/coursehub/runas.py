@@ -12,7 +12,7 @@ import os
 import signal
 from collections.abc import Callable
 
-from .plan import Account, Plan
+from .plan import Account, Person, Plan
 
 _NSS_WRAPPER_GLOBS = (
     "/usr/lib/*-linux-gnu/libnss_wrapper.so",
@@ -69,3 +69,12 @@ def demote(account: Account | None, cwd: str | None = None) -> Callable[[], None
             os.chdir(cwd)
 
     return preexec
+
+
+def server_env(plan: Plan, person: Person, nss_wrapper: str | None) -> dict[str, str]:
+    """A person's server environment (no secrets): their identity through nss_wrapper,
+    the Jupyter config of their environment and nbgrader layer 1."""
+    env = account_env(plan, person.account, nss_wrapper)
+    env["JUPYTER_CONFIG_DIR"] = person.config_dir
+    env["JUPYTER_CONFIG_PATH"] = plan.paths.jupyter_config
+    return env

@@ -18,7 +18,7 @@ from traitlets import Unicode
 
 from ..folders import make_home
 from ..plan import Plan
-from ..runas import account_env, demote, find_nss_wrapper
+from ..runas import demote, find_nss_wrapper, server_env
 
 _plans: dict[str, tuple[float, Plan]] = {}
 
@@ -74,9 +74,7 @@ class CourseLocalSpawner(LocalProcessSpawner):
     def user_env(self, env):  # noqa: D102 - LocalProcessSpawner hook, no passwd lookup
         plan = self.plan
         person = self._person()
-        env.update(account_env(plan, person.account, self.nss_wrapper or find_nss_wrapper()))
-        env["JUPYTER_CONFIG_DIR"] = person.config_dir
-        env["JUPYTER_CONFIG_PATH"] = plan.paths.jupyter_config
+        env.update(server_env(plan, person, self.nss_wrapper or find_nss_wrapper()))
         env["PATH"] = f"{self.user_env_bin}:/usr/local/bin:/usr/bin:/bin"
         env.pop("VIRTUAL_ENV", None)
         env.pop("PYTHONPATH", None)

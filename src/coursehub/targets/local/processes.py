@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...plan import Account, Plan
+from ...plan import Account, Plan, grader_server_args
 from ...runas import account_env
 
 BASE_ENV_KEYS = ("LANG", "LC_ALL", "TZ")
@@ -101,12 +101,7 @@ def grader_spec(
     env["JUPYTERHUB_API_TOKEN"] = secrets[f"service_token:{course_id}"]
     argv = (
         f"{user_env}/bin/jupyterhub-singleuser",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={g.port}",
-        f"--ServerApp.root_dir={g.account.home}",
-        "--SingleUserNotebookApp.default_url=/lab",
-        # The formgrader shows inside this server's own Lab; allow framing by itself only.
-        """--ServerApp.tornado_settings={"headers": {"Content-Security-Policy": "frame-ancestors 'self'"}}""",
+        *grader_server_args(g, "127.0.0.1", g.port),
     )
     return ProcessSpec(
         name=f"grader-{course_id}",
