@@ -7,6 +7,7 @@ and the fix, so that a wrong site file never starts or writes anything.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,48 @@ MIN_USER_PASSWORD = 8
 MIN_ADMIN_PASSWORD = 32  # JupyterHub's own rule for shared admin passwords
 
 _NAME_LIST = {"type": "array", "items": {"type": "string"}}
+
+# Environments with an image of their own on a Docker host (the POC's table).
+IMAGE_ROLES = ("student", "instructor", "grader", "standard")
+# The POC's image tags: {org}/notebook:learner|instructor|grader|standard.
+IMAGE_TAGS = {
+    "student": "learner",
+    "instructor": "instructor",
+    "grader": "grader",
+    "standard": "standard",
+}
+DEFAULT_NETWORK = "jupyter-network"
+
+_DOCKER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "images": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {role: {"type": "string"} for role in IMAGE_ROLES},
+        },
+        "network": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"name": {"type": "string"}, "external": {"type": "boolean"}},
+        },
+        "limits": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"memory": {"type": "string"}, "cpu": {"type": "number"}},
+        },
+    },
+}
+
+# A Docker image reference with a tag or a digest (an untagged name floats).
+_IMAGE = re.compile(
+    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$"
+)
+_NETWORK = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+_MEMORY = re.compile(r"^[0-9]+(?:\.[0-9]+)?[KMGT]?$")
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -50,6 +93,7 @@ SCHEMA: dict[str, Any] = {
         },
         "admins": _NAME_LIST,
         "people": _NAME_LIST,
+        "docker": _DOCKER_SCHEMA,
         "courses": {
             "type": "array",
             "items": {
@@ -111,6 +155,31 @@ class Course:
 
 
 @dataclass(frozen=True)
+class Docker:
+    """The optional `docker` section: how a Docker host runs the site (compose target)."""
+
+    images: tuple[tuple[str, str], ...]  # (environment, image) for each of IMAGE_ROLES
+    network: str = DEFAULT_NETWORK
+    network_external: bool = True  # the POC's: made once, outside compose
+    memory: str | None = None  # per person's server, Docker's units: "2G", "512M"
+    cpu: float | None = None  # per person's server, in CPUs
+
+    def image(self, environment: str) -> str:
+        return dict(self.images)[environment]
+
+
+def image_namespace(org: str) -> str:
+    """The org's name as a Docker repository namespace: 'Example University' -> 'example-university'."""
+    return re.sub(r"[^a-z0-9]+", "-", org.lower()).strip("-") or "coursehub"
+
+
+def default_images(org: str) -> dict[str, str]:
+    """The POC's images: {org}/notebook:learner|instructor|grader|standard."""
+    ns = image_namespace(org)
+    return {role: f"{ns}/notebook:{IMAGE_TAGS[role]}" for role in IMAGE_ROLES}
+
+
+@dataclass(frozen=True)
 class Site:
     org: str
     auth: Auth
@@ -118,6 +187,13 @@ class Site:
     admins: tuple[str, ...] = ()
     people: tuple[str, ...] = ()
     courses: tuple[Course, ...] = ()
+    docker: Docker | None = None  # None: no docker section, the defaults apply
+
+    def docker_settings(self) -> Docker:
+        """The docker section, with the POC's defaults for whatever it leaves out."""
+        if self.docker is not None:
+            return self.docker
+        return Docker(images=tuple(default_images(self.org).items()))
 
     @property
     def everyone(self) -> tuple[str, ...]:
@@ -297,6 +373,8 @@ def parse_site(data: Any, source: str = "site file") -> Site:
             elif admin_pw == user_pw:
                 problems.append("auth.admin_password: must differ from auth.user_password")
 
+    docker = _docker(data.get("docker"), data.get("org"), problems)
+
     if problems:
         raise SiteError(source, problems)
 
@@ -317,6 +395,51 @@ def parse_site(data: Any, source: str = "site file") -> Site:
         admins=tuple(admins),
         people=tuple(people),
         courses=tuple(courses),
+        docker=docker,
+    )
+
+
+def _docker(raw: Any, org: Any, problems: list[str]) -> Docker | None:
+    """Check the docker section's values (the schema checks its shape)."""
+    if raw is None:
+        return None
+    raw = _mapping(raw)
+    images = default_images(org if isinstance(org, str) else "")
+    for role, image in _mapping(raw.get("images")).items():
+        if not isinstance(image, str) or role not in IMAGE_ROLES:
+            continue  # reported by the schema
+        if not _IMAGE.match(image):
+            problems.append(
+                f"docker.images.{role}: {image!r} is not an image name with a tag; "
+                f"write it as REPOSITORY:TAG, for example {images[role]!r}"
+            )
+        images[role] = image
+    network = _mapping(raw.get("network"))
+    name = network.get("name", DEFAULT_NETWORK)
+    if isinstance(name, str) and not _NETWORK.match(name):
+        problems.append(
+            f"docker.network.name: {name!r} is not a Docker network name; use letters, digits, "
+            f"'_', '.' and '-' (at most 63), for example {DEFAULT_NETWORK!r}"
+        )
+    limits = _mapping(raw.get("limits"))
+    memory = limits.get("memory")
+    if isinstance(memory, str) and (not _MEMORY.match(memory) or float(memory.rstrip("KMGT")) == 0):
+        problems.append(
+            f"docker.limits.memory: {memory!r} is not a size; write a number with K, M, G or T, "
+            "for example '2G' or '512M'"
+        )
+    cpu = limits.get("cpu")
+    if isinstance(cpu, bool) or (isinstance(cpu, int | float) and cpu <= 0):
+        problems.append(
+            f"docker.limits.cpu: {cpu!r} is not a number of CPUs; must be more than 0, "
+            "for example 1 or 0.5"
+        )
+    return Docker(
+        images=tuple(images.items()),
+        network=name if isinstance(name, str) else DEFAULT_NETWORK,
+        network_external=network.get("external", True) is not False,
+        memory=memory if isinstance(memory, str) else None,
+        cpu=float(cpu) if isinstance(cpu, int | float) and not isinstance(cpu, bool) else None,
     )
 
 
@@ -351,7 +474,7 @@ def site_to_data(site: Site) -> dict[str, Any]:
         auth["user_password"] = site.auth.user_password
         if site.auth.admin_password:
             auth["admin_password"] = site.auth.admin_password
-    return {
+    data: dict[str, Any] = {
         "org": site.org,
         "hub": {"ip": site.hub.ip, "port": site.hub.port, "base_url": site.hub.base_url},
         "auth": auth,
@@ -367,3 +490,12 @@ def site_to_data(site: Site) -> dict[str, Any]:
             for c in site.courses
         ],
     }
+    if site.docker is not None:
+        d = site.docker
+        limits = {k: v for k, v in (("memory", d.memory), ("cpu", d.cpu)) if v is not None}
+        data["docker"] = {
+            "images": dict(d.images),
+            "network": {"name": d.network, "external": d.network_external},
+            **({"limits": limits} if limits else {}),
+        }
+    return data

@@ -1,0 +1,6 @@
+"""The compose target: a folder that runs a site on a Docker host.
+
+``render`` holds the pure renderers (Plan in, file contents out), ``hubconfig``
+what runs inside the hub container, ``versions`` and ``wheel`` what goes into
+the images, and ``writer`` the only code that touches the output folder.
+"""
