@@ -487,6 +487,45 @@ def cmd_sample(args) -> int:
     return rc
 
 
+def cmd_render_compose(args) -> int:
+    """Render a folder that runs the site on a Docker host (docker compose)."""
+    from .containers import ContainerPlanError
+    from .targets.compose.render import ComposeError, render_all
+    from .targets.compose.writer import OutputError, prepare_input, write_folder
+
+    out = Path(args.out)
+    _step(f"Checking {args.site}")
+    try:
+        inp = prepare_input(args.site, out, args.root)
+        files = render_all(inp)  # everything in memory first: an error writes nothing
+    except SiteError as err:
+        print(err, file=sys.stderr)
+        return 2
+    except (OutputError, ComposeError, ContainerPlanError) as err:
+        return _fail(f"{err}; nothing was written", 2)
+    plan = inp.plan
+    _step(
+        f"Rendering for a Docker host: {len(plan.courses)} course(s), {len(plan.people)} people, "
+        f"host folders under {plan.layout.root}, coursehub {inp.pins['coursehub']} "
+        f"with JupyterHub {inp.pins['jupyterhub']} and nbgrader {inp.pins['nbgrader']}"
+    )
+    outcome = write_folder(out, files, force=args.force)
+    _step(
+        f"Wrote {out}: {len(outcome.written)} file(s) written, {len(outcome.unchanged)} unchanged"
+        + (f", {len(outcome.removed)} no longer needed removed" if outcome.removed else "")
+    )
+    for name in outcome.kept:
+        _say(f"  kept {name}: it was changed after coursehub wrote it; --force replaces it")
+    for name in outcome.left:
+        _say(f"  left {name}: no longer rendered, but changed after coursehub wrote it")
+    _say("")
+    _say("Next, on the Docker host, as root:")
+    _say(f"  {out}/prepare-host.sh   # host folders and files with their owners (no Docker needed)")
+    _say(f"  {out}/start.sh          # the above, then the network, the images, and 'up -d'")
+    _say(f"The env files in {out} hold the secrets (mode 0600): keep them out of version control.")
+    return 1 if outcome.kept and args.strict else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coursehub", description=__doc__)
     parser.add_argument("--version", action="version", version=f"coursehub {__version__}")
@@ -573,6 +612,26 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--site", help="the site file (default: the one the installation runs)")
         data_dir_arg(q)
         q.set_defaults(func=cmd_member)
+
+    p = sub.add_parser("render", help="write the files that run the site elsewhere")
+    rsub = p.add_subparsers(dest="target", required=True)
+    q = rsub.add_parser(
+        "compose", help="a folder for a Docker host: compose file, images, env files, scripts"
+    )
+    q.add_argument("--site", default=DEFAULT_SITE)
+    q.add_argument("--out", required=True, help="the folder to write (made if missing)")
+    q.add_argument(
+        "--root",
+        default="/",
+        help="prefix of the host folders (/srv/jupyterhub, /etc/jupyterhub, ...); default /",
+    )
+    q.add_argument(
+        "--force", action="store_true", help="replace files changed since coursehub wrote them"
+    )
+    q.add_argument(
+        "--strict", action="store_true", help="exit 1 when a changed file was kept (for automation)"
+    )
+    q.set_defaults(func=cmd_render_compose)
 
     p = sub.add_parser("_supervise")
     data_dir_arg(p)
