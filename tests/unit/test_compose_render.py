@@ -1,0 +1,462 @@
+"""The compose renderers, pure: a Plan and secrets in, file contents out; no Docker, no disk."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+
+import pytest
+import yaml
+from sites import ADMIN_PASSWORD, USER_PASSWORD, shared_password_data, two_course_data
+
+from coursehub.containers import grader_container
+from coursehub.plan import EXTENSIONS, GRADER, SYSTEM, Plan, derive
+from coursehub.secrets import secret_names
+from coursehub.site import SiteError, parse_site
+from coursehub.targets.compose.envfiles import (
+    POC_JHUB_VARIABLES,
+    POC_SERVICE_VARIABLES,
+    complete_secrets,
+    parse_env_file,
+    secrets_from_env_files,
+)
+from coursehub.targets.compose.hubconfig import (
+    HubEnvError,
+    compose_hub_config,
+    secrets_from_env,
+)
+from coursehub.targets.compose.render import (
+    ComposeError,
+    ComposeInput,
+    render_all,
+)
+from coursehub.targets.compose.versions import installed_version, pinned_closure
+
+ROOT = "/tmp/ch-compose-root"
+WHEEL = ("coursehub-0.1.0-py3-none-any.whl", b"PK-not-read-by-the-renderers")
+
+
+def make_input(data=None, secrets=None) -> ComposeInput:
+    site = parse_site(data or two_course_data())
+    plan = derive(site, ROOT, isolated=True, layout=SYSTEM)
+    shared = None
+    if site.auth.type == "shared-password":
+        shared = {
+            "user_password": site.auth.user_password,
+            "admin_password": site.auth.admin_password,
+        }
+    return ComposeInput(
+        plan=plan,
+        docker=site.docker_settings(),
+        secrets=secrets or complete_secrets({}, list(plan.courses)),
+        pins=pinned_closure(),
+        wheel=WHEEL,
+        site_file="/somewhere/site.yaml",
+        shared_passwords=shared,
+    )
+
+
+@pytest.fixture(scope="module")
+def inp() -> ComposeInput:
+    return make_input()
+
+
+@pytest.fixture(scope="module")
+def files(inp):
+    return render_all(inp)
+
+
+@pytest.fixture(scope="module")
+def compose(files):
+    return yaml.safe_load(files["docker-compose.yml"].content)
+
+
+def text(files, name: str) -> str:
+    return files[name].content.decode()
+
+
+# The site file's docker section.
+
+
+def test_docker_defaults_are_the_pocs_images_and_network():
+    d = parse_site(two_course_data()).docker_settings()
+    assert dict(d.images) == {
+        "student": "test-school/notebook:learner",
+        "instructor": "test-school/notebook:instructor",
+        "grader": "test-school/notebook:grader",
+        "standard": "test-school/notebook:standard",
+    }
+    assert (d.network, d.network_external, d.memory, d.cpu) == (
+        "jupyter-network",
+        True,
+        None,
+        None,
+    )
+
+
+def test_docker_section_overrides_images_network_and_limits():
+    data = two_course_data()
+    data["docker"] = {
+        "images": {"grader": "registry.example.org:5000/edu/grader:2025.1"},
+        "network": {"name": "hubnet", "external": False},
+        "limits": {"memory": "2G", "cpu": 1.5},
+    }
+    d = parse_site(data).docker
+    assert d.image("grader") == "registry.example.org:5000/edu/grader:2025.1"
+    assert d.image("student") == "test-school/notebook:learner"  # the rest keep defaults
+    assert (d.network, d.network_external, d.memory, d.cpu) == ("hubnet", False, "2G", 1.5)
+
+
+@pytest.mark.parametrize(
+    ("docker", "field", "fix"),
+    [
+        ({"images": {"student": "edu/notebook"}}, "docker.images.student", "REPOSITORY:TAG"),
+        ({"images": {"student": "Edu/Notebook:1"}}, "docker.images.student", "for example"),
+        ({"images": {"learner": "edu/n:1"}}, "docker.images", "allowed keys"),
+        ({"network": {"name": "bad name"}}, "docker.network.name", "for example"),
+        ({"network": {"external": "yes"}}, "docker.network.external", "must be a boolean"),
+        ({"limits": {"memory": "2 GB"}}, "docker.limits.memory", "for example '2G'"),
+        ({"limits": {"memory": "0G"}}, "docker.limits.memory", "for example '2G'"),
+        ({"limits": {"cpu": 0}}, "docker.limits.cpu", "more than 0"),
+        ({"limits": {"cpu": -1}}, "docker.limits.cpu", "more than 0"),
+        ({"limits": {"swap": "1G"}}, "docker.limits", "allowed keys"),
+    ],
+)
+def test_docker_section_errors_name_the_field_and_the_fix(docker, field, fix):
+    data = two_course_data()
+    data["docker"] = docker
+    with pytest.raises(SiteError) as info:
+        parse_site(data)
+    assert any(p.startswith(field) and fix in p for p in info.value.problems), info.value.problems
+
+
+# docker-compose.yml
+
+
+def test_services_are_proxy_hub_and_one_grader_per_course(compose, inp):
+    assert list(compose["services"]) == ["proxy", "jupyterhub", *inp.plan.courses]
+
+
+def test_every_service_restarts_has_a_healthcheck_and_is_on_the_network(compose):
+    for name, service in compose["services"].items():
+        assert service["restart"] == "unless-stopped", name
+        assert service["healthcheck"]["test"][0] == "CMD", name
+        assert service["healthcheck"]["retries"] >= 1
+        assert service["networks"] == ["jupyter-network"], name
+
+
+def test_network_is_external_by_default_and_configurable(compose):
+    assert compose["networks"] == {"jupyter-network": {"name": "jupyter-network", "external": True}}
+    data = two_course_data()
+    data["docker"] = {"network": {"name": "hubnet", "external": False}}
+    other = yaml.safe_load(render_all(make_input(data))["docker-compose.yml"].content)
+    assert other["networks"] == {"hubnet": {"name": "hubnet"}}
+    assert all(s["networks"] == ["hubnet"] for s in other["services"].values())
+
+
+def test_proxy_runs_apart_with_a_pinned_image_and_the_public_port(compose, inp):
+    proxy = compose["services"]["proxy"]
+    image, tag = proxy["image"].rsplit(":", 1)
+    assert image == "quay.io/jupyterhub/configurable-http-proxy"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", tag)
+    assert proxy["ports"] == [f"127.0.0.1:{inp.plan.ports.public}:8000"]
+    cmd = proxy["command"]
+    assert cmd[cmd.index("--default-target") + 1] == "http://jupyterhub:8081"
+    assert proxy["env_file"] == ["env.proxy"]
+    # the healthcheck names the token's variable, never its value
+    assert "process.env.CONFIGPROXY_AUTH_TOKEN" in proxy["healthcheck"]["test"][-1]
+
+
+def test_hub_builds_its_image_mounts_the_engine_and_reads_config_read_only(compose, inp):
+    hub = compose["services"]["jupyterhub"]
+    p = inp.plan.paths
+    assert hub["build"] == {"context": ".", "dockerfile": "Dockerfile.hub"}
+    assert hub["image"].endswith(f":{installed_version('jupyterhub')}")
+    assert hub["command"] == ["jupyterhub", "-f", f"{ROOT}/etc/jupyterhub/jupyterhub_config.py"]
+    assert hub["volumes"] == [
+        "/var/run/docker.sock:/var/run/docker.sock",
+        f"{p.data_dir}:{p.data_dir}",
+        f"{p.etc}:{p.etc}:ro",
+    ]
+    assert hub["env_file"] == ["env.jhub"]
+    assert "ports" not in hub  # only the proxy is published
+    assert "http://127.0.0.1:8081/hub/health" in hub["healthcheck"]["test"][-1]
+
+
+def test_grader_services_are_what_grader_container_builds(compose, inp):
+    for course, g in inp.plan.courses.items():
+        service = compose["services"][course]
+        spec = grader_container(inp.plan, course, inp.docker.image(GRADER))
+        assert service["image"] == "test-school/notebook:grader"
+        assert service["user"] == f"{g.account.uid}:{g.account.gid}"
+        assert service["group_add"] == [str(gid) for gid in g.account.groups]
+        assert service["volumes"] == [
+            f"{m.source}:{m.target}{':ro' if m.read_only else ''}" for m in spec.mounts
+        ]
+        assert service["command"][:1] == ["jupyterhub-singleuser"]
+        assert "--ServerApp.port=8888" in service["command"]
+        assert service["env_file"] == [f"env.service.{course}"]
+        assert service["depends_on"] == ["jupyterhub"]
+        assert f"http://127.0.0.1:8888/services/{course}/api" in service["healthcheck"]["test"][-1]
+        # env file and environment together are the container's whole environment
+        env = {**parse_env_file(text(render_all(inp), f"env.service.{course}"))}
+        env.update(service["environment"])
+        for key, value in spec.environment.items():
+            assert env[key] == value, key
+
+
+def test_no_grader_sees_secrets_state_or_another_course(compose, inp):
+    p = inp.plan.paths
+    for course in inp.plan.courses:
+        sources = [v.split(":")[0] for v in compose["services"][course]["volumes"]]
+        for private in (p.secrets, p.state, p.logs, p.data_dir):
+            assert all(not s.startswith(private) for s in sources), (course, private)
+        for other in set(inp.plan.courses) - {course}:
+            assert all(f"/{other}" not in s for s in sources), (course, other)
+
+
+def test_a_course_named_like_a_service_is_refused():
+    data = two_course_data()
+    data["courses"][0]["id"] = "proxy"
+    with pytest.raises(ComposeError, match=r"courses\[0\]\.id: 'proxy'.*use another id"):
+        render_all(make_input(data))
+
+
+# env files
+
+
+def test_env_files_are_0600_and_hold_every_variable_of_the_pocs_tables(files, inp):
+    assert files["env.jhub"].mode == 0o600 and files["env.jhub"].secret
+    jhub = parse_env_file(text(files, "env.jhub"))
+    assert set(POC_JHUB_VARIABLES) <= set(jhub)
+    for course in inp.plan.courses:
+        f = files[f"env.service.{course}"]
+        assert f.mode == 0o600 and f.secret
+        assert set(POC_SERVICE_VARIABLES) <= set(parse_env_file(f.content.decode()))
+
+
+def test_env_values_come_from_the_plan_and_the_secrets(files, inp):
+    jhub = parse_env_file(text(files, "env.jhub"))
+    assert jhub["CONFIGURABLE_HTTP_PROXY"] == inp.secrets["proxy_auth_token"]
+    assert jhub["JUPYTERHUB_CRYPT_KEY"] == inp.secrets["crypt_key"]
+    assert jhub["DOCKER_LEARNER_IMAGE"] == "test-school/notebook:learner"
+    assert jhub["DOCKER_NETWORK_NAME"] == "jupyter-network"
+    assert jhub["EXCHANGE_DIR"] == inp.plan.paths.exchange
+    assert jhub["JUPYTERHUB_API_URL"] == "http://jupyterhub:8081"
+    assert jhub["ORGANIZATION_NAME"] == "Test School"
+    svc = parse_env_file(text(files, "env.service.biology"))
+    g = inp.plan.courses["biology"]
+    assert svc["JUPYTERHUB_API_TOKEN"] == inp.secrets["service_token:biology"]
+    assert svc["JUPYTERHUB_USER"] == svc["NB_USER"] == "grader-biology"  # the DESIGN trap
+    assert svc["NB_UID"] == str(g.account.uid)
+    assert svc["JUPYTERHUB_API_URL"] == "http://jupyterhub:8081/hub/api"
+    assert svc["JUPYTERHUB_SERVICE_URL"] == "http://biology:8888"
+    assert svc["JUPYTERHUB_SERVICE_PREFIX"] == "/services/biology/"
+    assert svc["JUPYTERHUB_CLIENT_ID"] == "service-biology"
+    # a grader gets its own course's token only
+    assert inp.secrets["service_token:algebra"] not in text(files, "env.service.biology")
+
+
+def test_no_secret_outside_the_env_files(files, inp):
+    values = list(inp.secrets.values())
+    for name, f in files.items():
+        if f.secret:
+            continue
+        for value in values:
+            assert value.encode() not in f.content, name
+
+
+def test_shared_passwords_are_in_env_jhub_only():
+    inp = make_input(shared_password_data())
+    files = render_all(inp)
+    jhub = parse_env_file(text(files, "env.jhub"))
+    assert (jhub["COURSEHUB_USER_PASSWORD"], jhub["COURSEHUB_ADMIN_PASSWORD"]) == (
+        USER_PASSWORD,
+        ADMIN_PASSWORD,
+    )
+    for name, f in files.items():
+        if name != "env.jhub":
+            assert USER_PASSWORD.encode() not in f.content, name
+            assert ADMIN_PASSWORD.encode() not in f.content, name
+
+
+def test_secrets_read_back_from_env_files_are_the_same(files, inp):
+    jhub = parse_env_file(text(files, "env.jhub"))
+    services = {c: parse_env_file(text(files, f"env.service.{c}")) for c in inp.plan.courses}
+    assert secrets_from_env_files(jhub, services) == inp.secrets
+
+
+def test_complete_secrets_keeps_old_ones_and_makes_missing_ones():
+    old = {"cookie_secret": "c" * 64, "service_token:algebra": "a" * 64}
+    new = complete_secrets(old, ["algebra", "biology"])
+    assert set(new) == set(secret_names(["algebra", "biology"]))
+    assert new["cookie_secret"] == "c" * 64 and new["service_token:algebra"] == "a" * 64
+    assert re.fullmatch(r"[0-9a-f]{64}", new["service_token:biology"])
+    assert len(set(new.values())) == len(new)
+
+
+# Dockerfiles and images
+
+
+def test_images_build_on_pinned_docker_stacks_with_the_hubs_versions(files):
+    base = text(files, "Dockerfile.base")
+    (image,) = re.findall(r"^FROM (\S+)$", base, re.M)
+    assert image.startswith("quay.io/jupyter/minimal-notebook:")
+    assert not image.endswith(":latest")
+    assert "libnss-wrapper" in base
+    constraints = text(files, "constraints.txt")
+    assert f"jupyterhub=={installed_version('jupyterhub')}\n" in constraints
+    assert f"nbgrader=={installed_version('nbgrader')}\n" in constraints
+    assert re.search(r"^nbgrader==0\.9\.", constraints, re.M)
+    assert f"/tmp/coursehub/{WHEEL[0]}" in base
+    hub = text(files, "Dockerfile.hub")
+    assert f'"/tmp/coursehub/{WHEEL[0]}[docker]"' in hub
+    assert "--constraint /tmp/coursehub/constraints.txt" in hub
+
+
+def test_role_images_carry_the_plans_extensions(files, inp):
+    for env in ("student", "instructor", "grader", "standard"):
+        dockerfile = text(files, f"Dockerfile.{env}")
+        assert "FROM test-school/notebook:base\n" in dockerfile
+        assert f"COPY images/{env}/jupyter_server_config.json" in dockerfile
+        server = json.loads(text(files, f"images/{env}/jupyter_server_config.json"))
+        lab = json.loads(text(files, f"images/{env}/page_config.json"))
+        assert (
+            server["ServerApp"]["jpserver_extensions"]
+            == (inp.plan.extensions[env]["jpserver_extensions"])
+        )
+        assert set(lab["disabledExtensions"]) == set(
+            inp.plan.extensions[env]["disabled_lab_plugins"]
+        )
+    grader = json.loads(text(files, "images/grader/jupyter_server_config.json"))
+    on = grader["ServerApp"]["jpserver_extensions"]
+    assert on["nbgrader.server_extensions.formgrader"] is True
+    assert on["nbgrader.server_extensions.assignment_list"] is False
+    assert on["nbgrader.server_extensions.course_list"] is False
+    disabled = json.loads(text(files, "images/grader/page_config.json"))["disabledExtensions"]
+    assert "@jupyter/nbgrader:create-assignment" not in disabled
+    assert "@jupyter/nbgrader:assignment-list" in disabled
+    assert EXTENSIONS[GRADER] == {"create_assignment", "formgrader", "validate_assignment"}
+
+
+def test_the_build_context_leaves_the_env_files_out(files):
+    ignore = text(files, ".dockerignore").splitlines()
+    assert "*" in ignore  # everything out, then only what the Dockerfiles copy
+    assert not any(line.startswith("!env") for line in ignore)
+
+
+# Host files and scripts
+
+
+def test_files_mirror_the_host_paths_of_the_plan(files, inp):
+    for f in inp.plan.files:
+        rel = f.path.removeprefix(ROOT + "/")
+        assert files[f"files/{rel}"].content.decode() == f.content
+    assert "files/etc/jupyterhub/nbgrader_config.py" in files
+    assert "files/home/grader-algebra/.jupyter/nbgrader_config.py" in files
+    assert "files/home/grader-algebra/algebra/nbgrader_config.py" in files
+    plan = Plan.from_json(text(files, "files/srv/jupyterhub/state/plan.json"))
+    assert plan == inp.plan
+
+
+def test_prepare_host_makes_every_planned_folder_and_keeps_layer_3(files, inp):
+    script = text(files, "prepare-host.sh")
+    assert files["prepare-host.sh"].mode == 0o755
+    for f in inp.plan.folders:
+        assert f"folder {f.path} {f.uid} {f.gid} {f.mode:04o}\n" in script
+    layer3 = f"{ROOT}/home/grader-algebra/algebra/nbgrader_config.py"
+    assert re.search(rf"^file \S+ {re.escape(layer3)} 10001 10001 0644 keep$", script, re.M)
+    # the host's own folders are made when missing, never changed
+    assert f"parent {ROOT}/home\n" in script
+    assert f"folder {ROOT}/home " not in script
+
+
+def test_start_prepares_the_host_before_anything_docker(files):
+    script = text(files, "start.sh")
+    lines = script.splitlines()
+    first_docker = next(
+        i
+        for i, line in enumerate(lines)
+        if line.lstrip().startswith(("docker ", "$COMPOSE", "if ! docker"))
+    )
+    assert lines.index("./prepare-host.sh") < first_docker
+    assert "docker network create jupyter-network" in script
+    assert script.index("Dockerfile.base") < script.index("Dockerfile.student")
+    assert script.rstrip().endswith("$COMPOSE ps")
+
+
+def test_rendering_is_deterministic(inp, files):
+    again = render_all(inp)
+    assert {n: hashlib.sha256(f.content).hexdigest() for n, f in again.items()} == {
+        n: hashlib.sha256(f.content).hexdigest() for n, f in files.items()
+    }
+
+
+# The hub's config inside its container
+
+
+def hub_env(inp: ComposeInput, files) -> dict[str, str]:
+    return parse_env_file(text(files, "env.jhub"))
+
+
+def test_hub_config_takes_roles_groups_and_services_from_the_plan(inp, files):
+    env = hub_env(inp, files)
+    plan_file = f"{ROOT}/srv/jupyterhub/state/plan.json"
+    c = compose_hub_config(inp.plan, plan_file, secrets_from_env(inp.plan, env), env)
+    hub = c.JupyterHub
+    assert hub.load_roles == [r.to_hub() for r in inp.plan.roles]
+    assert hub.load_groups == {n: {"users": list(m)} for n, m in inp.plan.groups.items()}
+    courses = {s["name"]: s for s in hub.services if s["name"] in inp.plan.courses}
+    for course in inp.plan.courses:
+        assert courses[course]["url"] == f"http://{course}:8888"
+        assert courses[course]["api_token"] == inp.secrets[f"service_token:{course}"]
+    # no admin token anywhere
+    assert not any(s.get("admin") for s in hub.services)
+    assert all(
+        "admin:" not in scope or scope == "admin:users"
+        for r in hub.load_roles
+        for scope in r["scopes"]
+    )
+    assert hub.hub_connect_url == "http://jupyterhub:8081"
+    assert c.ConfigurableHTTPProxy.api_url == "http://proxy:8001"
+    assert c.ConfigurableHTTPProxy.auth_token == inp.secrets["proxy_auth_token"]
+    assert hub.cookie_secret == bytes.fromhex(inp.secrets["cookie_secret"])
+    assert hub.spawner_class == "coursehub.spawners.CourseDockerSpawner"
+    assert "CourseLocalSpawner" not in c
+    sp = c.CourseDockerSpawner
+    assert sp.plan_file == plan_file
+    assert sp.images == {
+        "student": "test-school/notebook:learner",
+        "instructor": "test-school/notebook:instructor",
+        "standard": "test-school/notebook:standard",
+    }
+    assert c.DockerSpawner.network_name == "jupyter-network"
+    assert c.DockerSpawner.notebook_dir == f"{ROOT}/srv/jupyterhub/homes/{{username}}"
+
+
+def test_hub_config_applies_limits():
+    data = two_course_data()
+    data["docker"] = {"limits": {"memory": "1G", "cpu": 2}}
+    inp = make_input(data)
+    env = parse_env_file(render_all(inp)["env.jhub"].content.decode())
+    c = compose_hub_config(inp.plan, "/p.json", secrets_from_env(inp.plan, env), env)
+    assert (c.DockerSpawner.mem_limit, c.DockerSpawner.cpu_limit) == ("1G", 2.0)
+
+
+def test_hub_refuses_an_env_without_a_course_token(inp, files):
+    env = hub_env(inp, files)
+    broken = copy.copy(env)
+    broken["COURSEHUB_SERVICE_TOKENS"] = broken["COURSEHUB_SERVICE_TOKENS"].split(",")[0]
+    with pytest.raises(HubEnvError, match="no token for course 'biology'.*render compose"):
+        secrets_from_env(inp.plan, broken)
+    del broken["JUPYTERHUB_CRYPT_KEY"]
+    with pytest.raises(HubEnvError, match="JUPYTERHUB_CRYPT_KEY is not set"):
+        secrets_from_env(inp.plan, broken)
+
+
+def test_rendered_jupyterhub_config_only_loads_the_plan(files):
+    config = text(files, "jupyterhub_config.py")
+    assert "from coursehub.targets.compose.hubconfig import configure" in config
+    assert f"configure(c, '{ROOT}/srv/jupyterhub/state/plan.json')" in config
