@@ -1,0 +1,7 @@
+"""What an LMS launch brings (person, role, course) and what goes back (grades).
+
+Pure pieces live here and are tested without a hub: who the person is, their
+role in the course, which course the LMS context is, durable replay
+protection and grade passback. The authenticators that use them are in
+coursehub.hub.lti.
+"""
