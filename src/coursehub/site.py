@@ -17,7 +17,9 @@ import yaml
 
 from .names import course_id_problem, username_problem
 
-AUTH_TYPES = ("first-use", "shared-password")
+AUTH_TYPES = ("first-use", "shared-password", "lti11", "lti13")
+LTI_TYPES = ("lti11", "lti13")
+MIN_LTI_SECRET = 16
 MIN_USER_PASSWORD = 8
 MIN_ADMIN_PASSWORD = 32  # JupyterHub's own rule for shared admin passwords
 
@@ -89,6 +91,14 @@ SCHEMA: dict[str, Any] = {
                 "min_password_length": {"type": "integer", "minimum": 1},
                 "user_password": {"type": "string"},
                 "admin_password": {"type": "string"},
+                "consumer_key": {"type": "string"},
+                "shared_secret": {"type": "string"},
+                "issuer": {"type": "string"},
+                "client_id": {"type": "string"},
+                "jwks_url": {"type": "string"},
+                "authorize_url": {"type": "string"},
+                "token_url": {"type": "string"},
+                "contexts": {"type": "object", "additionalProperties": {"type": "string"}},
             },
         },
         "admins": _NAME_LIST,
@@ -115,7 +125,12 @@ SCHEMA: dict[str, Any] = {
 _AUTH_OPTIONS = {
     "first-use": {"min_password_length"},
     "shared-password": {"user_password", "admin_password"},
+    # LMS launches; key and secret may come from LTI_CONSUMER_KEY / LTI_SHARED_SECRET instead
+    "lti11": {"consumer_key", "shared_secret", "contexts"},
+    "lti13": {"issuer", "client_id", "jwks_url", "authorize_url", "token_url", "contexts"},
 }
+_LTI13_REQUIRED = ("issuer", "client_id", "jwks_url", "authorize_url")
+_LTI13_URLS = ("issuer", "jwks_url", "authorize_url", "token_url")
 
 
 class SiteError(ValueError):
@@ -144,6 +159,15 @@ class Auth:
     min_password_length: int = 8
     user_password: str | None = field(default=None, repr=False)
     admin_password: str | None = field(default=None, repr=False)
+    # LMS launches (lti11, lti13)
+    consumer_key: str | None = None
+    shared_secret: str | None = field(default=None, repr=False)
+    issuer: str | None = None
+    client_id: str | None = None
+    jwks_url: str | None = None
+    authorize_url: str | None = None
+    token_url: str | None = None
+    contexts: tuple[tuple[str, str], ...] = ()  # LMS context id -> course id
 
 
 @dataclass(frozen=True)
@@ -373,6 +397,9 @@ def parse_site(data: Any, source: str = "site file") -> Site:
             elif admin_pw == user_pw:
                 problems.append("auth.admin_password: must differ from auth.user_password")
 
+    if auth_type in LTI_TYPES:
+        _lti_auth(auth_type, auth_data, problems)
+
     docker = _docker(data.get("docker"), data.get("org"), problems)
 
     if problems:
@@ -391,12 +418,51 @@ def parse_site(data: Any, source: str = "site file") -> Site:
             min_password_length=auth_data.get("min_password_length", 8),
             user_password=auth_data.get("user_password"),
             admin_password=auth_data.get("admin_password"),
+            **{
+                k: auth_data.get(k)
+                for k in _AUTH_OPTIONS["lti13"] | {"consumer_key", "shared_secret"}
+                if k != "contexts"
+            },
+            contexts=tuple(_mapping(auth_data.get("contexts")).items()),
         ),
         admins=tuple(admins),
         people=tuple(people),
         courses=tuple(courses),
         docker=docker,
     )
+
+
+def _lti_auth(auth_type: str, auth: dict[str, Any], problems: list[str]) -> None:
+    """Check an LMS auth section's values (the schema checks its shape)."""
+    from urllib.parse import urlsplit
+
+    if auth_type == "lti11":
+        secret = auth.get("shared_secret")
+        if isinstance(secret, str) and len(secret) < MIN_LTI_SECRET:
+            problems.append(
+                f"auth.shared_secret: must be at least {MIN_LTI_SECRET} characters long; "
+                "generate one, for example with 'openssl rand -hex 32'"
+            )
+    else:
+        for key in _LTI13_REQUIRED:
+            if not auth.get(key):
+                problems.append(
+                    f"auth.{key}: required for auth type 'lti13'; copy it from the LMS's "
+                    "registration of coursehub"
+                )
+        for key in _LTI13_URLS:
+            url = auth.get(key)
+            if not isinstance(url, str) or not url:
+                continue
+            parts = urlsplit(url)
+            local = parts.hostname in ("127.0.0.1", "localhost", "::1")
+            if parts.scheme != "https" and not (parts.scheme == "http" and local):
+                problems.append(
+                    f"auth.{key}: {url!r} must be an https:// URL (http:// only on loopback)"
+                )
+    for context, course in _mapping(auth.get("contexts")).items():
+        if isinstance(course, str) and (problem := course_id_problem(course)):
+            problems.append(f"auth.contexts.{context}: course id {course!r} {problem}")
 
 
 def _docker(raw: Any, org: Any, problems: list[str]) -> Docker | None:
@@ -470,6 +536,12 @@ def site_to_data(site: Site) -> dict[str, Any]:
     auth: dict[str, Any] = {"type": site.auth.type}
     if site.auth.type == "first-use":
         auth["min_password_length"] = site.auth.min_password_length
+    elif site.auth.type in LTI_TYPES:
+        for key in sorted(_AUTH_OPTIONS[site.auth.type] - {"contexts"}):
+            if getattr(site.auth, key) is not None:
+                auth[key] = getattr(site.auth, key)
+        if site.auth.contexts:
+            auth["contexts"] = dict(site.auth.contexts)
     else:
         auth["user_password"] = site.auth.user_password
         if site.auth.admin_password:
