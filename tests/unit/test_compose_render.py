@@ -165,6 +165,8 @@ def test_proxy_runs_apart_with_a_pinned_image_and_the_public_port(compose, inp):
     cmd = proxy["command"]
     assert cmd[cmd.index("--default-target") + 1] == "http://jupyterhub:8081"
     assert proxy["env_file"] == ["env.proxy"]
+    assert proxy["cap_drop"] == ["ALL"]
+    assert proxy["security_opt"] == ["no-new-privileges:true"]
     # the healthcheck names the token's variable, never its value
     assert "process.env.CONFIGPROXY_AUTH_TOKEN" in proxy["healthcheck"]["test"][-1]
 
@@ -198,6 +200,8 @@ def test_grader_services_are_what_grader_container_builds(compose, inp):
         assert service["command"][:1] == ["jupyterhub-singleuser"]
         assert "--ServerApp.port=8888" in service["command"]
         assert service["env_file"] == [f"env.service.{course}"]
+        assert service["cap_drop"] == ["ALL"] == list(spec.cap_drop)
+        assert service["security_opt"] == list(spec.security_opt)
         assert service["depends_on"] == ["jupyterhub"]
         assert f"http://127.0.0.1:8888/services/{course}/api" in service["healthcheck"]["test"][-1]
         # env file and environment together are the container's whole environment
@@ -460,3 +464,15 @@ def test_rendered_jupyterhub_config_only_loads_the_plan(files):
     config = text(files, "jupyterhub_config.py")
     assert "from coursehub.targets.compose.hubconfig import configure" in config
     assert f"configure(c, '{ROOT}/srv/jupyterhub/state/plan.json')" in config
+
+
+def test_every_spawner_setting_is_a_trait_of_the_docker_spawner(inp, files):
+    """A misspelt setting would be ignored by traitlets with only a warning."""
+    from coursehub.spawners import CourseDockerSpawner
+
+    env = hub_env(inp, files)
+    c = compose_hub_config(inp.plan, "/p.json", secrets_from_env(inp.plan, env), env)
+    traits = CourseDockerSpawner.class_traits(config=True)
+    for section in ("CourseDockerSpawner", "DockerSpawner"):
+        for name in c[section]:
+            assert name in traits, f"{section}.{name}"

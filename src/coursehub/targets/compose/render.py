@@ -256,6 +256,9 @@ def render_compose_file(inp: ComposeInput) -> str:
                 "warn",
             ],  # fmt: skip
             "env_file": [ENV_PROXY],
+            # it runs as nobody and needs no privilege at all
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges:true"],
             "ports": [f"{plan.ip}:{plan.ports.public}:{PROXY_PORT}"],
             "networks": [net],
             # its API wants the token: asked with the variable, never the value
@@ -279,6 +282,8 @@ def render_compose_file(inp: ComposeInput) -> str:
             "restart": RESTART,
             "command": ["jupyterhub", "-f", hub_config_file(plan)],
             "env_file": [ENV_JHUB],
+            # root, to make each home with its owner; never more than it started with
+            "security_opt": ["no-new-privileges:true"],
             "volumes": [
                 # DockerSpawner starts each person's container through the engine
                 "/var/run/docker.sock:/var/run/docker.sock",
@@ -303,6 +308,8 @@ def render_compose_file(inp: ComposeInput) -> str:
             "group_add": [str(gid) for gid in spec.group_add],
             "working_dir": spec.working_dir,
             "command": [_compose_str(part) for part in spec.command or ()],
+            "cap_drop": list(spec.cap_drop),
+            "security_opt": list(spec.security_opt),
             "env_file": [ENV_SERVICE.format(course=course)],
             "environment": {
                 k: _compose_str(v)
