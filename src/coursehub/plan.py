@@ -14,7 +14,7 @@ from typing import Any
 
 from .ids import GRADER_PORT_OFFSET, Ids, allocate
 from .names import grader_account
-from .site import Site
+from .site import LTI_TYPES, Site
 
 ROOT = 0
 SERVICE_NAME = "coursehub"  # the automation service coursehub itself uses
@@ -765,6 +765,12 @@ def derive(
     auth: dict[str, Any] = {"type": site.auth.type}
     if site.auth.type == "first-use":
         auth["min_password_length"] = site.auth.min_password_length
+    elif site.auth.type in LTI_TYPES:
+        # what the hub needs from the LMS section; the consumer key and secret go to secrets/
+        for key in ("issuer", "client_id", "jwks_url", "authorize_url", "token_url"):
+            if getattr(site.auth, key):
+                auth[key] = getattr(site.auth, key)
+        auth["contexts"] = dict(site.auth.contexts)
 
     return Plan(
         org=site.org,
