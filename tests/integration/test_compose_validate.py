@@ -317,3 +317,22 @@ def test_prepare_host_refuses_a_symlink_where_a_folder_belongs(rendered, tmp_pat
     # nothing was made or changed through the link
     assert list(elsewhere.iterdir()) == []
     assert stat.S_IMODE(elsewhere.stat().st_mode) == 0o755
+
+
+def test_render_again_keeps_every_uid(rendered, site):
+    out, root = rendered
+    plan_json = out / "files/srv/jupyterhub/state/plan.json"
+    before = Plan.from_json(plan_json.read_text())
+    # a new person listed first and a new course listed first must not move anyone's uid
+    site.write_text(
+        SITE.replace("people: [grace,", "people: [zoe, grace,").replace(
+            "courses:\n", "courses:\n  - id: art1\n    students: [zoe]\n"
+        )
+    )
+    render(site, out, root)
+    after = Plan.from_json(plan_json.read_text())
+    for name, person in before.people.items():
+        assert after.people[name].account.uid == person.account.uid, name
+    for course, g in before.courses.items():
+        assert after.courses[course].account.uid == g.account.uid, course
+    assert after.people["zoe"].account.uid not in {p.account.uid for p in before.people.values()}
