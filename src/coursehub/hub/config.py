@@ -14,11 +14,13 @@ from traitlets.config import Config
 from ..plan import SERVICE_NAME, Plan
 from ..runas import find_nss_wrapper
 from ..secrets import COOKIE_SECRET_FILE, load_secrets, load_shared_passwords
+from ..site import LTI_TYPES
 from .spawner import load_plan
 
 AUTHENTICATORS = {
     "first-use": "coursehub.hub.auth.CourseFirstUseAuthenticator",
     "shared-password": "coursehub.hub.auth.CourseSharedPasswordAuthenticator",
+    "lti11": "coursehub.hub.lti.CourseLTI11Authenticator",
 }
 
 
@@ -29,6 +31,7 @@ def hub_config(
     user_env: str,
     shared_passwords: dict[str, str | None] | None = None,
     nss_wrapper: str | None = None,
+    lti_credentials: dict[str, str] | None = None,
 ) -> Config:
     c = Config()
     p = plan.paths
@@ -60,6 +63,10 @@ def hub_config(
         c.FirstUseAuthenticator.dbm_path = f"{p.state}/passwords.dbm"
         c.FirstUseAuthenticator.min_password_length = plan.auth.get("min_password_length", 8)
         c.FirstUseAuthenticator.create_users = True
+    elif plan.auth["type"] in LTI_TYPES:
+        from .lti import lti_config  # imports ltiauthenticator: only for LMS launches
+
+        c.merge(lti_config(plan, plan_file, lti_credentials))
     else:
         pw = shared_passwords or {}
         c.SharedPasswordAuthenticator.user_password = pw.get("user_password")
@@ -116,7 +123,12 @@ def configure(c: Config, plan_file: str, user_env: str) -> None:
     shared = None
     if plan.auth["type"] == "shared-password":
         shared = load_shared_passwords(plan.paths.secrets)
-    c.merge(hub_config(plan, plan_file, secrets, user_env, shared, find_nss_wrapper()))
+    lti = None
+    if plan.auth["type"] == "lti11":
+        from ..lti.credentials import load_lti_credentials
+
+        lti = load_lti_credentials(plan.paths.secrets)
+    c.merge(hub_config(plan, plan_file, secrets, user_env, shared, find_nss_wrapper(), lti))
 
 
 def render_jupyterhub_config(plan_file: str, user_env: str) -> str:

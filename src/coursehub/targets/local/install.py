@@ -19,6 +19,7 @@ from pathlib import Path
 from ...folders import apply_layout
 from ...hub.config import plan_file_of, render_jupyterhub_config
 from ...ids import Ids, allocate, merge
+from ...lti.credentials import CredentialsError, lti11_credentials, store_lti_credentials
 from ...plan import Plan, derive
 from ...runas import find_nss_wrapper
 from ...secrets import ensure_secrets, store_shared_passwords, write_private
@@ -183,6 +184,16 @@ def _prepare_locked(
             "hub.ip and hub.port cannot change while coursehub runs; run 'coursehub down' first"
         )
     check_ports(plan, running)
+    if site.auth.type == "lti13":
+        raise PreflightError(
+            "auth type 'lti13' is checked but its launches are not available yet; "
+            "register coursehub as an LTI 1.1 tool and use auth type 'lti11'"
+        )
+    if site.auth.type == "lti11":
+        try:
+            lti11_credentials(site)
+        except CredentialsError as err:
+            raise PreflightError(str(err)) from None
 
     # Every check passed: write.
     apply_layout(plan)
@@ -192,6 +203,7 @@ def _prepare_locked(
             plan.paths.secrets,
             {"user_password": site.auth.user_password, "admin_password": site.auth.admin_password},
         )
+    store_lti_credentials(site, plan.paths.secrets)  # LMS launches: secret from site or env
     write_private(ids_file, plan.ids.to_json() + "\n")
     if registry is not None:
         registry[data_dir] = json.loads(plan.ids.to_json())

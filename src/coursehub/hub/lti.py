@@ -1,0 +1,264 @@
+"""LMS launches into the hub: ltiauthenticator's LTI classes with coursehub's rules.
+
+ltiauthenticator checks the launch (consumer key, required fields, timestamp
+window, OAuth 1 signature). On top of it coursehub:
+
+- refuses a replayed nonce durably (SQLite in the state folder, recorded only
+  after the signature checked, so a hub restart forgets nothing);
+- decides the person, the course and the role with coursehub.lti.launch (the
+  LMS user id and the signed roles only; custom parameters never decide);
+- writes membership changes back to the site file and applies them to the
+  running hub (users, groups, gradebook) without a restart;
+- creates the course of an instructor's first launch from an unknown context:
+  site file, then `coursehub up` applies it (grader server, folders,
+  gradebook, and a hub restart to load its roles and service, while the proxy
+  keeps everyone connected); the person is logged in already and a page waits
+  for the course, then opens its formgrader;
+- sends the person where they work: students to their server, instructors to
+  the course's formgrader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from jupyterhub.auth import Authenticator
+from jupyterhub.handlers import BaseHandler
+from jupyterhub.utils import url_path_join
+from ltiauthenticator.lti11.auth import LTI11Authenticator
+from ltiauthenticator.lti11.handlers import LTI11AuthenticateHandler, LTI11ConfigHandler
+from ltiauthenticator.utils import convert_request_to_dict
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient
+from traitlets import Set, Unicode
+from traitlets.config import Config
+
+from ..lti.credentials import load_lti_credentials
+from ..lti.identity import LaunchIdentityError
+from ..lti.launch import Decision, LaunchRefused, apply_to_site, decide, landing_path, lti11_launch
+from ..lti.nonces import NonceStore
+from ..lti.outcomes import OutcomeStore
+from ..plan import Plan
+from ..site import load_site
+from ..sitefile import change_site
+from .spawner import load_plan
+
+NONCE_DB = "lti-nonces.sqlite"
+OUTCOMES_DB = "lti-outcomes.sqlite"
+
+
+class _CourseLaunch(Authenticator):
+    """What both LTI versions do once a launch is verified (the authenticators' common base)."""
+
+    plan_file = Unicode(help="The Plan written by coursehub (state/plan.json).").tag(config=True)
+
+    data_dir = Unicode(
+        help="The installation's data folder: its site file is changed and applied from here.",
+    ).tag(config=True)
+
+    nonce_db = Unicode(
+        help="SQLite file of used launch nonces (mode 0600), kept across hub restarts.",
+    ).tag(config=True)
+
+    outcomes_db = Unicode(
+        help="SQLite file of where each student's grades go back to the LMS (mode 0600).",
+    ).tag(config=True)
+
+    site_people = Set(
+        help="Ignored: with LMS launches the site file grows with the launches (see plan_file).",
+    ).tag(config=True)
+
+    def check_allowed(self, username, authentication=None):
+        # a verified launch is the permission; anyone else must be in the site file
+        if authentication is not None and authentication.get("name") == username:
+            return True
+        return username in load_plan(self.plan_file).people
+
+    def _site_file(self) -> str:
+        return json.loads(Path(self.data_dir, "state", "runtime.json").read_text())["site_file"]
+
+    async def carry_out(self, handler, launch) -> dict:
+        """Decide and apply a verified launch; returns the authentication dict."""
+        site_file = self._site_file()
+        try:
+            decision = decide(launch, load_site(site_file))
+        except LaunchRefused as refused:
+            self.log.warning("LTI launch of %s refused: %s", launch.name, refused.message)
+            raise web.HTTPError(refused.status, "%s", refused.message) from None
+        if launch.outcome is not None and decision.role == "student" and launch.assignment:
+            OutcomeStore(self.outcomes_db).remember(
+                decision.course_id, decision.name, launch.assignment, launch.issuer, launch.outcome
+            )
+        if decision.create_course:
+            await asyncio.to_thread(self._write_back, site_file, decision)
+            self._apply_in_background(site_file, decision.course_id)
+            handler.coursehub_landing = url_path_join(
+                self._base_url(), "hub/lti/preparing", decision.course_id
+            )
+        else:
+            if decision.join:
+                await asyncio.to_thread(self._join, site_file, decision)
+            handler.coursehub_landing = landing_path(self._base_url(), decision)
+        self.log.info(
+            "LTI launch: %s as %s of %s%s",
+            decision.name,
+            decision.role,
+            decision.course_id,
+            " (new course)" if decision.create_course else (" (joined)" if decision.join else ""),
+        )
+        return {"name": decision.name}
+
+    def _base_url(self) -> str:
+        return load_plan(self.plan_file).base_url
+
+    def _write_back(self, site_file: str, decision: Decision) -> None:
+        change_site(site_file, lambda data: apply_to_site(data, decision))
+
+    def _join(self, site_file: str, decision: Decision) -> None:
+        """Membership in a course the hub knows: users, groups, gradebook, live."""
+        from ..targets.local.apply import apply_site
+        from ..targets.local.runtime import Installation
+
+        self._write_back(site_file, decision)
+        applied = apply_site(Installation(self.data_dir), site_file)
+        for line in applied.lines():
+            self.log.info("LTI launch applied: %s", line)
+
+    def _apply_in_background(self, site_file: str, course_id: str) -> None:
+        """`coursehub up` on the running installation: it starts the course's grader
+        server and restarts this hub (a new course's roles and service load at start)."""
+        log = Path(self.data_dir, "logs", "lti-apply.log")
+        with open(log, "ab") as out:
+            os.chmod(log, 0o600)
+            subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
+                [sys.executable, "-m", "coursehub", "up", "--site", site_file,
+                 "--data-dir", self.data_dir, "--detach"],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # outlives the hub restart it causes
+                env={k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")},
+            )  # fmt: skip
+        self.log.info(
+            "LTI launch: creating course %s (grader server, then a hub restart)", course_id
+        )
+
+
+class CourseLTI11LaunchHandler(LTI11AuthenticateHandler):
+    """POST /hub/lti/launch: log the person in and send them where the launch decided.
+
+    The LMS's `custom_next` is ignored: where a launch lands is coursehub's decision.
+    """
+
+    async def post(self):
+        user = await self.login_user()
+        if user is None:
+            raise web.HTTPError(403, "The launch was not accepted.")
+        self.redirect(getattr(self, "coursehub_landing", None) or self.get_next_url(user))
+
+
+class CoursePreparingHandler(BaseHandler):
+    """GET /hub/lti/preparing/{course}: wait for a course a launch is creating.
+
+    The hub restarts while the course is made; the page (loaded before) keeps
+    asking ?ready=1 until the hub answers again with the course's grader up,
+    then opens its formgrader. The login cookie survives the restart.
+    """
+
+    @web.authenticated
+    async def get(self, course_id: str):
+        plan = load_plan(self.authenticator.plan_file)
+        course = plan.courses.get(course_id)
+        if course is not None and self.current_user.name not in course.instructors:
+            raise web.HTTPError(403, "You do not teach %s.", course_id)
+        formgrader = f"{plan.base_url}services/{course_id}/formgrader"
+        if self.get_argument("ready", ""):
+            ready = course is not None and course_id in self.services
+            if ready:
+                try:
+                    r = await AsyncHTTPClient().fetch(
+                        f"{course.url}{course.prefix}api", request_timeout=3, raise_error=False
+                    )
+                    ready = r.code == 200
+                except OSError:
+                    ready = False
+            self.set_header("Content-Type", "application/json")
+            self.set_header("Cache-Control", "no-store")
+            self.write(json.dumps({"ready": ready, "url": formgrader}))
+            return
+        self.set_header("Cache-Control", "no-store")
+        self.write(_preparing_page(course_id, formgrader))
+
+
+def _preparing_page(course_id: str, formgrader: str) -> str:
+    ready = json.dumps("?ready=1")
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Setting up {course_id}</title></head>
+<body style="font-family: sans-serif; margin: 3em">
+<h1>Setting up your course {course_id}</h1>
+<p>coursehub is creating the course's grader notebook, folders and gradebook. This takes
+about half a minute; this page opens the course's formgrader by itself when it is ready.</p>
+<p><a href="{formgrader}">Open the formgrader</a> (if nothing happens).</p>
+<script>
+async function poll() {{
+  try {{
+    const r = await fetch({ready}, {{cache: "no-store", credentials: "same-origin"}});
+    if (r.ok) {{ const s = await r.json(); if (s.ready) {{ location.href = s.url; return; }} }}
+  }} catch (e) {{}}  // the hub restarts once meanwhile
+  setTimeout(poll, 1500);
+}}
+poll();
+</script></body></html>
+"""
+
+
+class CourseLTI11Authenticator(_CourseLaunch, LTI11Authenticator):
+    """LTI 1.1 launches (signed with the consumer key's shared secret) into coursehub."""
+
+    username_key = Unicode("user_id", help="Only the LMS's stable user id names a person.").tag(
+        config=True
+    )
+
+    def get_handlers(self, app):
+        return [
+            ("/lti/launch", CourseLTI11LaunchHandler),
+            ("/lti11/config", LTI11ConfigHandler),
+            (r"/lti/preparing/([^/]+)", CoursePreparingHandler),
+        ]
+
+    async def authenticate(self, handler, data=None):
+        # ltiauthenticator: consumer key, required fields, timestamp window, signature
+        await super().authenticate(handler, data)
+        args = convert_request_to_dict(handler.request.arguments)
+        if not NonceStore(self.nonce_db).use(
+            args["oauth_consumer_key"], args["oauth_nonce"], int(args["oauth_timestamp"])
+        ):
+            self.log.warning("LTI 1.1 launch refused: nonce used already (a replay)")
+            raise web.HTTPError(401, "This launch was used already; start again from the LMS.")
+        try:
+            launch = lti11_launch(args)
+        except LaunchIdentityError as err:
+            raise web.HTTPError(400, "%s", str(err)) from None
+        return await self.carry_out(handler, launch)
+
+
+def lti_config(plan: Plan, plan_file: str, credentials: dict[str, str] | None) -> Config:
+    """The LMS authenticator's settings from the Plan (and LTI 1.1's credentials)."""
+    c = Config()
+    state = plan.paths.state
+    for cls in ("CourseLTI11Authenticator",):
+        section = c[cls]
+        section.plan_file = plan_file
+        section.data_dir = plan.paths.data_dir
+        section.nonce_db = f"{state}/{NONCE_DB}"
+        section.outcomes_db = f"{state}/{OUTCOMES_DB}"
+    if plan.auth["type"] == "lti11":
+        creds = credentials or load_lti_credentials(plan.paths.secrets)
+        c.CourseLTI11Authenticator.consumers = {creds["consumer_key"]: creds["shared_secret"]}
+        c.CourseLTI11Authenticator.config_title = plan.org
+    return c
