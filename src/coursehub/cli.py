@@ -633,10 +633,63 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.set_defaults(func=cmd_render_compose)
 
+    p = sub.add_parser("grades", help="send scores back to the LMS (LTI 1.1 Basic Outcomes)")
+    gsub = p.add_subparsers(dest="action", required=True)
+    q = gsub.add_parser("push", help="send an assignment's scores from the course's gradebook")
+    q.add_argument("course")
+    q.add_argument("assignment")
+    data_dir_arg(q)
+    q.set_defaults(func=cmd_grades)
+    q = gsub.add_parser("retry", help="send again every score waiting in the outbox")
+    q.add_argument("course", nargs="?")
+    data_dir_arg(q)
+    q.set_defaults(func=cmd_grades)
+    q = gsub.add_parser("pending", help="list the scores waiting in the outbox")
+    q.add_argument("course", nargs="?")
+    data_dir_arg(q)
+    q.set_defaults(func=cmd_grades)
+
     p = sub.add_parser("_supervise")
     data_dir_arg(p)
     p.set_defaults(func=cmd_supervise)
     return parser
+
+
+def cmd_grades(args) -> int:
+    from .lti.grades import GradesError, outcomes_store, push, retry
+    from .targets.local.runtime import Installation
+
+    inst = Installation(_data_dir(args))
+    if not inst.exists():
+        return _fail(f"no installation in {inst.data_dir}; run 'coursehub up' first")
+    if args.action == "pending":
+        waiting = outcomes_store(inst.data_dir).pending(args.course)
+        for course, student, assignment, score, attempts, error in waiting:
+            _say(f"{course} {assignment} {student}: {score:.4f} ({attempts} tries; {error})")
+        _say(f"{len(waiting)} score(s) waiting in the outbox")
+        return 1 if waiting else 0
+    try:
+        if args.action == "push":
+            report = push(inst, args.course, args.assignment)
+        else:
+            report = retry(inst, args.course)
+    except (GradesError, KeyError) as err:
+        return _fail(str(err))
+    for student, assignment, score in report.sent:
+        _say(f"sent {assignment} {student}: {score:.4f}")
+    for student in report.no_launch:
+        _say(
+            f"not sent {student}: they never opened this assignment's link in the LMS, "
+            "so the LMS gave no place for their score"
+        )
+    for student, assignment, score, error in report.failed:
+        _say(f"FAILED {assignment} {student}: {score:.4f}: {error}; kept in the outbox")
+    if report.failed:
+        return _fail(
+            f"{len(report.failed)} score(s) did not arrive; 'coursehub grades retry' sends them again"
+        )
+    _say(f"{len(report.sent)} score(s) sent")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
