@@ -152,7 +152,7 @@ def cmd_up(args) -> int:
 def _settle(inst) -> None:
     """After a start: hub groups exactly as the site says (the hub only ever adds to
     them when it loads its config), and a gradebook row for every student."""
-    from .targets.local.apply import sync_gradebooks, sync_hub
+    from .targets.local.apply import some, sync_gradebooks, sync_hub
 
     plan = inst.plan()
     users, changes = sync_hub(plan)
@@ -161,7 +161,7 @@ def _settle(inst) -> None:
     added = sync_gradebooks(inst, plan)
     for cid, names in added.items():
         if names:
-            _step(f"gradebook of {cid}: added {', '.join(names)}")
+            _step(f"gradebook of {cid}: added {some(names)}")
 
 
 def _apply(inst, site_file: str) -> int:
@@ -401,19 +401,13 @@ def cmd_doctor(args) -> int:
 
 def _running_servers(inst) -> dict[str, bool]:
     """name -> ready, from the hub API with coursehub's own (read-only here) token."""
-    import urllib.request
+    import requests
 
-    from .secrets import load_secrets
+    from .targets.local.apply import HubAPI
 
-    plan = inst.plan()
-    token = load_secrets(plan.paths.secrets)["automation_token"]
-    req = urllib.request.Request(  # noqa: S310 - the hub on loopback
-        f"{plan.hub_api_url}/users?state=active", headers={"Authorization": f"token {token}"}
-    )
     try:
-        with urllib.request.urlopen(req, timeout=3) as r:  # noqa: S310 - the hub on loopback
-            users = json.load(r)
-    except OSError:
+        users = HubAPI(inst.plan()).items("users", {"state": "active"})
+    except (OSError, requests.RequestException, KeyError, ValueError):
         return {}
     return {u["name"]: bool(u.get("servers", {}).get("", {}).get("ready")) for u in users}
 

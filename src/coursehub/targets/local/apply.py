@@ -28,15 +28,23 @@ from .runtime import Installation, run_as_grader, save_runtime, wait_healthy
 
 _GRADEBOOK_SYNC = """
 import json, sys
-from nbgrader.api import Gradebook
+from nbgrader.api import Gradebook, Student
 db_url, course_id, wanted = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 with Gradebook(db_url, course_id) as gb:
     have = {s.id for s in gb.students}
     added = [n for n in wanted if n not in have]
-    for name in added:
-        gb.add_student(name)
+    # one transaction: Gradebook.add_student commits (and syncs to disk) once per student
+    gb.db.add_all([Student(id=name) for name in added])
+    gb.db.commit()
 print(json.dumps(added))
 """
+
+
+def some(names: list[str], shown: int = 8) -> str:
+    """A list of names for a progress line: a large roster does not fill the screen."""
+    if len(names) <= shown:
+        return ", ".join(names)
+    return f"{', '.join(names[:shown])} and {len(names) - shown} more ({len(names)} in all)"
 
 
 @dataclass
@@ -58,11 +66,11 @@ class Applied:
         if self.hub_restarted:
             out.append("hub restarted to load the new courses' roles (users stayed connected)")
         if self.users_added:
-            out.append(f"hub users created: {', '.join(self.users_added)}")
+            out.append(f"hub users created: {some(self.users_added)}")
         out += self.group_changes
         for course, names in self.gradebook_added.items():
             if names:
-                out.append(f"gradebook of {course}: added {', '.join(names)}")
+                out.append(f"gradebook of {course}: added {some(names)}")
         return out
 
 
@@ -115,17 +123,38 @@ class HubAPI:
     def call(self, method: str, path: str, **kw) -> requests.Response:
         return self.s.request(method, f"{self.base}/{path.lstrip('/')}", timeout=30, **kw)
 
+    def items(self, path: str, params: dict | None = None) -> list[dict]:
+        """Every item of a paginated list (users, groups, ...), page after page: the hub
+        answers at most `api_page_default_limit` (50) items to a plain GET."""
+        out: list[dict] = []
+        query = {**(params or {}), "offset": 0, "limit": 200}
+        while True:
+            r = self.call(
+                "GET",
+                path,
+                params=query,
+                headers={"Accept": "application/jupyterhub-pagination+json"},
+            )
+            r.raise_for_status()
+            page = r.json()
+            out += page["items"]
+            nxt = page.get("_pagination", {}).get("next")
+            if not nxt:
+                return out
+            query = {**query, "offset": nxt["offset"], "limit": nxt["limit"]}
+
 
 def sync_hub(plan: Plan) -> tuple[list[str], list[str]]:
     """Make the hub's users and course groups what the Plan says. Returns (users added, group changes)."""
     api = HubAPI(plan)
-    r = api.call("GET", "users")
-    r.raise_for_status()
-    existing = {u["name"] for u in r.json()}
+    existing = {u["name"] for u in api.items("users")}
     added = []
     for name in plan.people:
         if name not in existing:
-            api.call("POST", f"users/{name}").raise_for_status()
+            r = api.call("POST", f"users/{name}")
+            if r.status_code == 409:
+                continue  # made meanwhile (the hub loads course groups' members itself)
+            r.raise_for_status()
             added.append(name)
     changes = []
     for group, wanted in plan.groups.items():
@@ -138,10 +167,10 @@ def sync_hub(plan: Plan) -> tuple[list[str], list[str]]:
         minus = sorted(have - set(wanted))
         if plus:
             api.call("POST", f"groups/{group}/users", json={"users": plus}).raise_for_status()
-            changes.append(f"{group}: added {', '.join(plus)}")
+            changes.append(f"{group}: added {some(plus)}")
         if minus:
             api.call("DELETE", f"groups/{group}/users", json={"users": minus}).raise_for_status()
-            changes.append(f"{group}: removed {', '.join(minus)}")
+            changes.append(f"{group}: removed {some(minus)}")
     return added, changes
 
 
