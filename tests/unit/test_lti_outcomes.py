@@ -129,3 +129,8 @@ def test_launch_carries_the_outcome_and_the_assignment():
 )
 def test_fraction(score, max_score, expected):
     assert fraction(score, max_score) == pytest.approx(expected)
+
+
+def test_assignment_from_the_link_title_when_no_custom_parameter():
+    launch = lti11_launch({"user_id": "42", "roles": "Learner", "resource_link_title": "ps1"})
+    assert launch.assignment == "ps1"

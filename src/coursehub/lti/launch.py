@@ -62,9 +62,10 @@ def lti11_launch(args: dict[str, str]) -> Launch:
         context_label=args.get("context_label", ""),
         context_title=args.get("context_title", ""),
         issuer=args.get("oauth_consumer_key", ""),
-        # which assignment a link opens is course content, not a privilege: an
-        # instructor may name it in the link's custom parameter 'assignment'
-        assignment=slug(args.get("custom_assignment", ""), 64),
+        # which assignment a link opens is course content, not a privilege: the
+        # link's custom parameter 'assignment', else the link's title (the LMS's
+        # assignment name, as Canvas sends it)
+        assignment=slug(args.get("custom_assignment") or args.get("resource_link_title", ""), 64),
         outcome=outcome,
     )
 
