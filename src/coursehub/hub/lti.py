@@ -187,6 +187,9 @@ class CoursePreparingHandler(BaseHandler):
                     ready = r.code == 200
                 except OSError:
                     ready = False
+            if ready:  # and the proxy routes its URL (the hub adds the route after start)
+                routes = await self.proxy.get_all_routes()
+                ready = any(spec.endswith(course.prefix) for spec in routes)
             self.set_header("Content-Type", "application/json")
             self.set_header("Cache-Control", "no-store")
             self.write(json.dumps({"ready": ready, "url": formgrader}))

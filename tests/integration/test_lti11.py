@@ -1,0 +1,278 @@
+"""LTI 1.1 launches through the real hub, signed with oauthlib as an LMS signs them.
+
+A pinned course (intro) exists; launches bring students and instructors into
+it, an instructor's launch from a new context creates a course live, and
+every forged, stale, replayed or self-promoting launch is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import requests
+import yaml
+from conftest import wait_for
+from term import answer, create_and_release, fetch, submit
+
+from hubclient import Person
+from ltiplatform import OutcomeService, launch_params, now, post_launch, signed_launch
+
+pytestmark = pytest.mark.integration
+
+if os.geteuid() != 0:
+    pytest.skip("servers run under their own uids: needs root", allow_module_level=True)
+
+KEY = "coursehub-test-lms"
+SECRET = "lti-shared-secret-9f8e7d6c5b4a3921"
+SITE = {
+    "org": "LMS University",
+    "auth": {
+        "type": "lti11",
+        "consumer_key": KEY,
+        "shared_secret": SECRET,
+        "contexts": {"ctx-intro": "intro"},
+    },
+    "people": ["ines"],
+    "courses": [{"id": "intro", "title": "Intro", "instructors": ["ines"], "students": []}],
+}
+
+
+def launch_url(inst) -> str:
+    return f"{inst.url}hub/lti/launch"
+
+
+def launch(inst, params, key=KEY, secret=SECRET, timestamp=None, session=None):
+    body = signed_launch(launch_url(inst), key, secret, params, timestamp)
+    return post_launch(session or requests.Session(), launch_url(inst), body)
+
+
+def site_data(inst) -> dict:
+    return yaml.safe_load(inst.site_file.read_text())
+
+
+def course(inst, cid: str) -> dict:
+    return next(c for c in site_data(inst)["courses"] if c["id"] == cid)
+
+
+def test_student_launch_joins_and_lands_in_their_server(inst):
+    s = requests.Session()
+    r = launch(inst, launch_params("1001", "Learner", "ctx-intro"), session=s)
+    assert r.status_code == 302, r.text[:500]
+    assert r.headers["Location"] == "/hub/spawn/1001?next=%2Fuser%2F1001%2Flab"
+    # membership written back to the site file, and live in the hub
+    assert "1001" in course(inst, "intro")["students"]
+    assert "1001" in site_data(inst)["people"]
+    assert "1001" in inst.plan()["groups"]["nbgrader-intro"]
+    # the display name 'Admin' decided nothing
+    assert "admin" not in site_data(inst)["people"]
+    # following the landing starts their server and opens their Lab
+    r = s.get(inst.url.rstrip("/") + r.headers["Location"], timeout=120)
+    assert r.status_code == 200, (r.url, r.text[:300])
+    lab = f"{inst.url}user/1001/lab"
+    if r.url != lab:  # the spawn-pending page, which a browser follows once the server is up
+        assert r.url.startswith(f"{inst.url}hub/spawn-pending/1001"), r.url
+        wait_for(lambda: s.get(lab, timeout=30).url == lab, 120, "the student's Lab")
+    assert s.get(lab, timeout=30).status_code == 200
+
+
+def test_instructor_launch_lands_in_the_formgrader(inst):
+    s = requests.Session()
+    r = launch(
+        inst, launch_params("ines", "urn:lti:role:ims/lis/Instructor", "ctx-intro"), session=s
+    )
+    assert r.status_code == 302, r.text[:500]
+    assert r.headers["Location"] == "/services/intro/formgrader"
+    r = s.get(inst.url.rstrip("/") + r.headers["Location"], timeout=60)
+    assert r.status_code == 200 and r.url.startswith(f"{inst.url}services/intro/formgrader"), r.url
+    assert "formgrader" in r.text.lower()
+
+
+def test_role_claimed_through_a_custom_parameter_is_ignored(inst):
+    params = launch_params(
+        "1002", "Learner", "ctx-intro", custom_roles="Instructor", custom_role="Instructor"
+    )
+    r = launch(inst, params)
+    assert r.status_code == 302
+    assert r.headers["Location"].startswith("/hub/spawn/1002")
+    intro = course(inst, "intro")
+    assert "1002" in intro["students"] and "1002" not in intro["instructors"]
+    # with no role in the signed field, a custom one gives none either
+    r = launch(inst, launch_params("1003", "", "ctx-intro", custom_roles="Instructor"))
+    assert r.status_code == 403
+    assert "gives you no role" in r.text
+    assert "1003" not in site_data(inst).get("people", [])
+
+
+def test_student_launch_into_an_unknown_course_is_refused(inst):
+    r = launch(inst, launch_params("1004", "Learner", "ctx-unknown"))
+    assert r.status_code == 403
+    assert "is not set up in coursehub yet" in r.text
+    assert "1004" not in site_data(inst).get("people", [])
+
+
+def test_bad_signature_is_refused(inst):
+    r = launch(inst, launch_params("1005", "Learner", "ctx-intro"), secret="not-the-secret-000")
+    assert r.status_code == 401
+    assert "Invalid oauth_signature" in r.text
+
+
+def test_tampered_launch_is_refused(inst):
+    body = signed_launch(
+        launch_url(inst), KEY, SECRET, launch_params("1006", "Learner", "ctx-intro")
+    )
+    r = post_launch(requests.Session(), launch_url(inst), body.replace("Learner", "Instructor"))
+    assert r.status_code == 401
+
+
+def test_wrong_consumer_key_is_refused(inst):
+    r = launch(inst, launch_params("1005", "Learner", "ctx-intro"), key="another-lms")
+    assert r.status_code == 401
+    assert "unknown oauth_consumer_key" in r.text
+
+
+@pytest.mark.parametrize("skew", [-120, 120])
+def test_timestamp_outside_the_window_is_refused(inst, skew):
+    r = launch(inst, launch_params("1005", "Learner", "ctx-intro"), timestamp=now() + skew)
+    assert r.status_code == 401
+    assert "Timestamp" in r.text
+
+
+def test_replayed_launch_is_refused_also_after_a_hub_restart(inst):
+    body = signed_launch(
+        launch_url(inst), KEY, SECRET, launch_params("1002", "Learner", "ctx-intro")
+    )
+    assert post_launch(requests.Session(), launch_url(inst), body).status_code == 302
+    r = post_launch(requests.Session(), launch_url(inst), body)
+    # ltiauthenticator's own in-memory cache sees this one first
+    assert r.status_code == 401 and "already used" in r.text
+    # a second launch to replay after the restart, used once before it
+    body2 = signed_launch(
+        launch_url(inst), KEY, SECRET, launch_params("1002", "Learner", "ctx-intro")
+    )
+    assert post_launch(requests.Session(), launch_url(inst), body2).status_code == 302
+    pid_before = _hub_pid(inst)
+    os.kill(pid_before, 9)  # the supervisor starts a new hub
+    wait_for(lambda: _hub_pid(inst) not in (None, pid_before) and _hub_up(inst), 60, "the new hub")
+    r = post_launch(requests.Session(), launch_url(inst), body2)
+    assert r.status_code == 401, "a replay after a hub restart was accepted"
+    assert "This launch was used already" in r.text  # coursehub's durable store
+
+
+def test_instructor_first_launch_creates_the_course(inst):
+    s = requests.Session()
+    params = launch_params("2001", "Instructor", "ctx-bio-2025", context_label="BIO 2")
+    r = launch(inst, params, session=s)
+    assert r.status_code == 302, r.text[:500]
+    assert r.headers["Location"] == "/hub/lti/preparing/bio-2"
+    data = site_data(inst)
+    assert data["auth"]["contexts"]["ctx-bio-2025"] == "bio-2"
+    assert course(inst, "bio-2")["instructors"] == ["2001"]
+    page = s.get(inst.url.rstrip("/") + r.headers["Location"], timeout=30)
+    assert page.status_code == 200 and "Setting up your course bio-2" in page.text
+
+    # what the page's script does: ask until ready, across the hub's restart, same cookie
+    def ready():
+        try:
+            answer = s.get(f"{inst.url}hub/lti/preparing/bio-2?ready=1", timeout=5)
+        except requests.RequestException:
+            return None
+        return (
+            answer.ok
+            and answer.headers.get("Content-Type", "").startswith("application/json")
+            and answer.json()["ready"]
+            and answer.json()
+        )
+
+    state = wait_for(ready, 150, "the new course", interval=1.5)
+    r = s.get(inst.url.rstrip("/") + state["url"], timeout=60)
+    assert r.status_code == 200 and r.url.startswith(f"{inst.url}services/bio-2/formgrader"), r.url
+    # a student of the new context now gets in
+    r = launch(inst, launch_params("2002", "Learner", "ctx-bio-2025"))
+    assert r.status_code == 302 and r.headers["Location"].startswith("/hub/spawn/2002")
+    assert "2002" in course(inst, "bio-2")["students"]
+
+
+def test_no_secret_in_any_log(inst):
+    found = []
+    for log in (inst.data_dir / "logs").rglob("*.log"):
+        text = log.read_text(errors="replace")
+        if SECRET in text:
+            found.append(str(log))
+    assert not found, f"the shared secret is in {found}"
+
+
+def _hub_pid(inst) -> int | None:
+    return inst.status().get("processes", {}).get("hub", {}).get("pid")
+
+
+def _hub_up(inst) -> bool:
+    try:
+        return requests.get(f"{inst.url}hub/health", timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def test_launch_takes_seconds_not_minutes(inst):
+    t0 = time.monotonic()
+    r = launch(inst, launch_params("1001", "Learner", "ctx-intro"))
+    assert r.status_code == 302
+    assert time.monotonic() - t0 < 10
+
+
+RIGHT = "def square(x):\n    return x * x"
+
+
+@pytest.fixture
+def lms():
+    service = OutcomeService(KEY, SECRET)
+    yield service
+    service.close()
+
+
+def launched(inst, user_id: str, roles: str, **extra) -> Person:
+    """A person whose session comes from an LMS launch (followed to its landing)."""
+    person = Person(inst.url, user_id)
+    r = launch(inst, launch_params(user_id, roles, "ctx-intro", **extra), session=person.s)
+    assert r.status_code == 302, r.text[:300]
+    return person
+
+
+def test_autograded_score_goes_back_to_the_lms(inst, lms):
+    ines = launched(inst, "ines", "Instructor")
+    create_and_release(ines, "intro", "ps1")
+    student = launched(
+        inst,
+        "3001",
+        "Learner",
+        custom_assignment="ps1",
+        lis_outcome_service_url=lms.url,
+        lis_result_sourcedid="sourced-3001-ps1",
+    )
+    student.start_server()
+    fetch(student, "intro", "ps1")
+    answer(student, "intro", "ps1", RIGHT, "because")
+    submit(student, "intro", "ps1")
+    inst.cli("nbgrader", "intro", "--", "collect", "ps1")
+    inst.cli("nbgrader", "intro", "--", "autograde", "ps1")
+
+    # the LMS is down: the score waits in the outbox, reported, not lost
+    lms.fail_next = 3
+    out = inst.cli("grades", "push", "intro", "ps1", check=False)
+    assert out.returncode == 1
+    assert "FAILED ps1 3001: 0.6667: the LMS answered HTTP 500; kept in the outbox" in out.stdout
+    pending = inst.cli("grades", "pending", check=False)
+    assert "intro ps1 3001: 0.6667 (1 tries" in pending.stdout
+    assert lms.scores == {}
+
+    # back up: retry sends it (2 of 3 points: the written answer is graded by hand)
+    out = inst.cli("grades", "retry")
+    assert "sent ps1 3001: 0.6667" in out.stdout
+    assert lms.scores == {"sourced-3001-ps1": pytest.approx(0.6667, abs=1e-4)}
+    assert lms.refused == []
+    assert inst.cli("grades", "pending").stdout.strip().endswith("0 score(s) waiting in the outbox")
+
+    # a push by hand prints what it sent, and who never opened the link
+    out = inst.cli("grades", "push", "intro", "ps1")
+    assert "sent ps1 3001: 0.6667" in out.stdout
