@@ -198,13 +198,12 @@ class Host:
         self.units = base / "etc" / "systemd" / "system"
         self.unit = self.units / "coursehub.service"
 
-    def extra_vars(self, target: str, source: Path, site_file: Path) -> dict:
+    def extra_vars(self, target: str, source: Path) -> dict:
         return {
             "org_name": "myedu",
             "coursehub_target": target,
             "coursehub_source": str(source),
             "coursehub_constraints_file": str(source / "requirements" / "constraints.txt"),
-            "coursehub_site_file": str(site_file),
             "coursehub_install_dir": str(self.install),
             "coursehub_config_dir": str(self.config),
             "coursehub_root": str(self.root),
@@ -220,9 +219,42 @@ class Host:
         }
 
 
-def provision(host: Host, target: str, source: Path, site_file: Path) -> str:
+def build_wheel(source: Path, dest: Path) -> Path:
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--quiet",
+            "-w",
+            str(dest),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    (wheel,) = dest.glob("coursehub-*.whl")
+    return wheel
+
+
+def provision(
+    host: Host, target: str, source: Path, site: Path | dict, wheel: Path | None = None
+) -> str:
+    """One run: the site from a file on the control machine or inline (coursehub_site);
+    coursehub from the source folder, or from `wheel` when given."""
+    extra = host.extra_vars(target, source)
+    if isinstance(site, dict):
+        extra["coursehub_site"] = site
+    else:
+        extra["coursehub_site_file"] = str(site)
+    if wheel is not None:
+        extra["coursehub_source"] = str(wheel)
     vars_file = host.base / f"vars-{target}.json"
-    vars_file.write_text(json.dumps(host.extra_vars(target, source, site_file)))
+    vars_file.write_text(json.dumps(extra))
     r = _run(
         [
             str(BIN / "ansible-playbook"),
@@ -255,8 +287,9 @@ MARK = "# a new build of the same version"
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """compose; compose again; local, after a change in the source folder (the same
-    version, a new build); local again."""
+    """compose and compose again, with the site inline and coursehub from the source
+    folder; then local and local again, with the site file and a wheel of the changed
+    source (the same version, a new build)."""
     if os.geteuid() != 0:
         pytest.skip("prepare-host.sh and the install set owners: they need root")
     base = tmp_path_factory.mktemp("ansible-host")
@@ -266,12 +299,14 @@ def runs(tmp_path_factory):
     site_file.write_text(yaml.safe_dump(SITE, sort_keys=False))
     host = Host(base)
     host.units.mkdir(parents=True)  # /etc/systemd/system exists on every host
-    compose = provision(host, "compose", source, site_file)
-    compose_again = provision(host, "compose", source, site_file)
+    compose = provision(host, "compose", source, SITE)
+    compose_again = provision(host, "compose", source, SITE)
+    # A wheel this time (the other kind of coursehub_source), of a changed source.
     with (source / "src" / "coursehub" / "__init__.py").open("a") as f:
         f.write(f"{MARK}\n")
-    local = provision(host, "local", source, site_file)
-    local_again = provision(host, "local", source, site_file)
+    wheel = build_wheel(source, base / "dist")
+    local = provision(host, "local", source, site_file, wheel)
+    local_again = provision(host, "local", source, site_file, wheel)
     return Runs(
         host,
         compose=compose,
@@ -293,7 +328,7 @@ def test_coursehub_runs_from_its_own_venv(runs):
         text=True,
         cwd="/",
     )
-    # installed from the wheel built of the source folder, not linked to the checkout
+    # installed from a wheel, not linked to the checkout
     assert where.stdout.strip().startswith(str(host.venv)), where.stdout + where.stderr
     # at the locked versions
     pins = dict(
@@ -380,7 +415,10 @@ def test_a_second_run_changes_nothing(runs):
 
 
 def test_a_new_build_of_the_same_version_replaces_coursehub_alone(runs):
+    # the compose runs built a wheel of the source folder; the local runs took the wheel
+    assert task_results(runs.compose)["coursehub : Build the wheel with pip"] == {"ok"}
     results = task_results(runs.local)
+    assert results["coursehub : Build the wheel with pip"] == {"skipping"}
     assert results["coursehub : Copy coursehub to the host"] == {"changed"}
     assert results["coursehub : Install coursehub and its dependencies into the venv"] == {"ok"}
     assert results[
