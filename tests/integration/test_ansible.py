@@ -166,6 +166,56 @@ def test_every_variable_has_a_default_with_a_comment():
     assert defaults["coursehub_target"] == "compose"
 
 
+def _role_tasks() -> dict[str, dict]:
+    """'role : task name' -> the task, for every task of every role (blocks opened)."""
+    tasks = {}
+
+    def walk(role: str, items: list[dict]) -> None:
+        for task in items:
+            if "block" in task:
+                walk(role, task["block"])
+            else:
+                tasks[f"{role} : {task['name']}"] = task
+
+    for path in sorted((ANSIBLE_DIR / "roles").glob("*/tasks/main.yml")):
+        walk(path.parent.parent.name, yaml.safe_load(path.read_text()))
+    return tasks
+
+
+def test_docker_and_systemd_tasks_carry_their_tags():
+    """What the local runs skip is exactly what needs a Docker engine or systemd."""
+    r = _run(
+        [str(BIN / "ansible-playbook"), "-i", "localhost,", "provisioning.yml", "--list-tasks"]
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    listed = {
+        m.group(1): set(filter(None, re.split(r",\s*", m.group(2))))
+        for m in re.finditer(r"^\s+(.+?)\tTAGS: \[(.*)\]$", r.stdout, re.MULTILINE)
+    }
+    tasks = _role_tasks()
+    assert set(tasks) <= set(listed), "every role task is in the playbook"
+    for name, task in tasks.items():
+        tags = listed[name]
+        module = next(k for k in task if k.startswith("ansible.builtin."))
+        argv = (task[module].get("argv") or [""]) if isinstance(task[module], dict) else [""]
+        uses_systemd = module == "ansible.builtin.systemd_service"
+        uses_docker = name.startswith("docker_host : ") or (
+            module == "ansible.builtin.command"
+            and (argv[0] == "docker" or str(argv[0]).endswith("/start.sh"))
+        )
+        assert ("systemd" in tags) == uses_systemd, name
+        assert ("docker" in tags) == uses_docker, name
+
+
+def test_hosts_example_is_an_inventory():
+    r = _run([str(BIN / "ansible-inventory"), "-i", "hosts.example", "--list"])
+    assert r.returncode == 0, r.stderr
+    inventory = json.loads(r.stdout)
+    assert inventory["coursehub"]["hosts"] == ["hub.example.edu"]
+    # group_vars/all.yml reaches the hosts of the inventory
+    assert inventory["_meta"]["hostvars"]["hub.example.edu"]["coursehub_target"] == "compose"
+
+
 # --- real runs on this machine ---------------------------------------------------
 
 
