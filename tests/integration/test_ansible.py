@@ -433,6 +433,12 @@ def test_render_wrote_the_compose_folder_with_private_env_files(runs):
     assert compose_file["networks"]["jupyter-network"]["external"] is True
     assert str(host.root) in compose_file["services"]["jupyterhub"]["command"][-1]
     assert "DOCKER_LEARNER_IMAGE=myedu/notebook:learner" in (host.compose / "env.jhub").read_text()
+    # What the docker-tagged tasks would run (no engine here): start.sh, executable, and
+    # the service the playbook restarts to load a new Plan.
+    assert os.access(host.compose / "start.sh", os.X_OK)
+    restart = _role_tasks()["compose_stack : Restart the hub to load the new Plan"]
+    argv = restart["ansible.builtin.command"]["argv"]
+    assert argv[:3] == ["docker", "compose", "restart"] and argv[3] in compose_file["services"]
 
 
 def test_prepare_host_made_every_folder_of_the_plan_with_its_owner_and_mode(runs):
