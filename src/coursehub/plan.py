@@ -40,6 +40,9 @@ _SERVER_EXTENSIONS = {
     "formgrader": "nbgrader.server_extensions.formgrader",
     "validate_assignment": "nbgrader.server_extensions.validate_assignment",
 }
+# Server extensions no environment uses: off everywhere. jupyter_lsp (language servers; none
+# is installed) runs `npm prefix -g` and scans for servers at every server start.
+_UNUSED_SERVER_EXTENSIONS = ("jupyter_lsp",)
 _LAB_PLUGINS = {
     "assignment_list": "@jupyter/nbgrader:assignment-list",
     "course_list": "@jupyter/nbgrader:course-list",
@@ -329,7 +332,10 @@ def extension_settings(environment: str) -> dict[str, Any]:
     """Server extensions on/off and Lab plugins disabled for one environment."""
     wanted = EXTENSIONS[environment]
     return {
-        "jpserver_extensions": {mod: key in wanted for key, mod in _SERVER_EXTENSIONS.items()},
+        "jpserver_extensions": {
+            **{mod: key in wanted for key, mod in _SERVER_EXTENSIONS.items()},
+            **dict.fromkeys(_UNUSED_SERVER_EXTENSIONS, False),
+        },
         "disabled_lab_plugins": sorted(p for key, p in _LAB_PLUGINS.items() if key not in wanted),
     }
 

@@ -36,6 +36,8 @@ def load_plan(path: str) -> Plan:
 class CourseLocalSpawner(LocalProcessSpawner):
     """Spawn a person's server as their own uid, in their role's environment."""
 
+    _starting = 0  # servers of this hub waiting to listen (see _listening)
+
     plan_file = Unicode(
         help="Path of the Plan (plan.json) written by 'coursehub up'.",
     ).tag(config=True)
@@ -110,20 +112,26 @@ class CourseLocalSpawner(LocalProcessSpawner):
 
         JupyterHub checks a new server first right after start() returns, then with
         exponential backoff (random waits up to 0.2, 0.4, ... 5 s): a server that comes up
-        between two checks waits for the next one. Polling the port every 50 ms here makes
-        the hub's first check find it.
+        between two checks waits for the next one. Polling the port here makes the hub's
+        first check find it: every 50 ms for a lone spawn, less often when many servers
+        start at once (then the hub's CPU matters more than a few tens of milliseconds).
         """
-        deadline = asyncio.get_running_loop().time() + self.http_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.http_timeout
         host = ip or "127.0.0.1"
-        while asyncio.get_running_loop().time() < deadline:
-            if self.proc is None or self.proc.poll() is not None:
-                return  # it died: the hub's own check reports it
-            try:
-                _, writer = await asyncio.open_connection(host, port)
-            except OSError:
-                await asyncio.sleep(0.05)
-                continue
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-            return
+        CourseLocalSpawner._starting += 1
+        try:
+            while loop.time() < deadline:
+                if self.proc is None or self.proc.poll() is not None:
+                    return  # it died: the hub's own check reports it
+                try:
+                    _, writer = await asyncio.open_connection(host, port)
+                except OSError:
+                    await asyncio.sleep(min(1.0, 0.05 * max(1, CourseLocalSpawner._starting / 2)))
+                    continue
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+                return
+        finally:
+            CourseLocalSpawner._starting -= 1
