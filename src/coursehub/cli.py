@@ -332,6 +332,7 @@ def cmd_status(args) -> int:
     if inst.state_file.exists():
         state = json.loads(inst.state_file.read_text()).get("children", {})
     servers = _running_servers(inst) if pid else {}
+    grades_waiting = _grades_waiting(inst, plan)
     if args.json:
         print(
             json.dumps(
@@ -352,6 +353,7 @@ def cmd_status(args) -> int:
                         for cid, g in plan.courses.items()
                     },
                     "servers": servers,
+                    "grades_waiting": grades_waiting,
                 },
                 indent=1,
             )
@@ -377,9 +379,23 @@ def cmd_status(args) -> int:
                     f"{n} ({'ready' if r else 'starting'})" for n, r in sorted(servers.items())
                 )
             )
+        if grades_waiting is not None:
+            _say(
+                f"  grades: {grades_waiting} score(s) waiting in the outbox"
+                + (" (see 'coursehub grades pending')" if grades_waiting else "")
+            )
     if not pid:
         return 3
     return 0 if all(h.ok for h in checks) else 1
+
+
+def _grades_waiting(inst, plan) -> int | None:
+    """Scores not yet accepted by the LMS (LMS sites only)."""
+    if plan.auth["type"] not in ("lti11", "lti13"):
+        return None
+    from .lti.grades import outcomes_store
+
+    return len(outcomes_store(inst.data_dir).pending())
 
 
 def cmd_doctor(args) -> int:
@@ -627,7 +643,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.set_defaults(func=cmd_render_compose)
 
-    p = sub.add_parser("grades", help="send scores back to the LMS (LTI 1.1 Basic Outcomes)")
+    p = sub.add_parser(
+        "grades", help="send scores back to the LMS (LTI 1.1 Basic Outcomes, LTI 1.3 AGS)"
+    )
     gsub = p.add_subparsers(dest="action", required=True)
     q = gsub.add_parser("push", help="send an assignment's scores from the course's gradebook")
     q.add_argument("course")

@@ -36,6 +36,11 @@ def lms():
     service.close()
 
 
+def lti11(key, secret):
+    """A sender as grades.sender_for makes it for an LTI 1.1 site."""
+    return lambda t, value, _maximum: send_lti11_score(t, value, key, secret)
+
+
 def target(lms, sourcedid="src-ana-ps1") -> Target:
     return Target("intro", "ana", "ps1", KEY, Outcome(lms.url, sourcedid))
 
@@ -79,12 +84,12 @@ def test_failed_score_waits_in_the_outbox_then_goes(lms, tmp_path):
     store.remember("intro", "ana", "ps1", KEY, t.outcome)
     lms.fail_next = 3  # every try of this push fails
     report = PushReport()
-    _send(store, t, 0.5, KEY, SECRET, report, send_lti11_score)
+    _send(store, t, 0.5, report, lti11(KEY, SECRET))
     assert report.sent == [] and report.failed[0][:3] == ("ana", "ps1", 0.5)
     assert store.pending("intro") == [("intro", "ana", "ps1", 0.5, 1, "the LMS answered HTTP 500")]
     # the next try gets through and empties the outbox
     report = PushReport()
-    _send(store, t, 0.5, KEY, SECRET, report, send_lti11_score)
+    _send(store, t, 0.5, report, lti11(KEY, SECRET))
     assert report.sent == [("ana", "ps1", 0.5)]
     assert store.pending() == []
     assert lms.scores == {"src-ana-ps1": 0.5}
@@ -94,7 +99,7 @@ def test_a_flaky_lms_is_retried_within_one_push(lms, tmp_path):
     store = OutcomeStore(tmp_path / "outcomes.sqlite")
     lms.fail_next = 2
     report = PushReport()
-    _send(store, target(lms), 1.0, KEY, SECRET, report, send_lti11_score)
+    _send(store, target(lms), 1.0, report, lti11(KEY, SECRET))
     assert report.sent == [("ana", "ps1", 1.0)] and store.pending() == []
 
 

@@ -21,6 +21,7 @@ AUTHENTICATORS = {
     "first-use": "coursehub.hub.auth.CourseFirstUseAuthenticator",
     "shared-password": "coursehub.hub.auth.CourseSharedPasswordAuthenticator",
     "lti11": "coursehub.hub.lti.CourseLTI11Authenticator",
+    "lti13": "coursehub.hub.lti.CourseLTI13Authenticator",
 }
 
 

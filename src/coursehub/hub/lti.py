@@ -16,6 +16,15 @@ window, OAuth 1 signature). On top of it coursehub:
   for the course, then opens its formgrader;
 - sends the person where they work: students to their server, instructors to
   the course's formgrader.
+
+LTI 1.3 (CourseLTI13Authenticator): ltiauthenticator runs the OIDC login
+(state and nonce cookies) and checks the id_token (signature against the
+platform's JWKS, RS256 only, issuer, audience, expiry, age, required claims);
+coursehub adds the durable nonce store and serves its own public key
+(GET /hub/lti13/jwks) for the LMS to check grade-passback requests.
+
+A direct visit to /hub/login shows a page that says to open coursehub from
+the LMS: there is no password to type.
 """
 
 from __future__ import annotations
@@ -32,15 +41,31 @@ from jupyterhub.handlers import BaseHandler
 from jupyterhub.utils import url_path_join
 from ltiauthenticator.lti11.auth import LTI11Authenticator
 from ltiauthenticator.lti11.handlers import LTI11AuthenticateHandler, LTI11ConfigHandler
+from ltiauthenticator.lti13.auth import LTI13Authenticator
+from ltiauthenticator.lti13.handlers import (
+    LTI13CallbackHandler,
+    LTI13ConfigHandler,
+    LTI13LoginInitHandler,
+)
 from ltiauthenticator.utils import convert_request_to_dict
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient
-from traitlets import Set, Unicode
+from traitlets import Integer, Set, Unicode
 from traitlets.config import Config
 
+from ..lti.courses import LaunchContextError
 from ..lti.credentials import load_lti_credentials
 from ..lti.identity import LaunchIdentityError
-from ..lti.launch import Decision, LaunchRefused, apply_to_site, decide, landing_path, lti11_launch
+from ..lti.keys import load_tool_key, public_jwks
+from ..lti.launch import (
+    Decision,
+    LaunchRefused,
+    apply_to_site,
+    decide,
+    landing_path,
+    lti11_launch,
+    lti13_launch,
+)
 from ..lti.nonces import NonceStore
 from ..lti.outcomes import OutcomeStore
 from ..plan import Plan
@@ -60,6 +85,8 @@ class _CourseLaunch(Authenticator):
     data_dir = Unicode(
         help="The installation's data folder: its site file is changed and applied from here.",
     ).tag(config=True)
+
+    org = Unicode(help="The organisation's name, shown on the login page.").tag(config=True)
 
     nonce_db = Unicode(
         help="SQLite file of used launch nonces (mode 0600), kept across hub restarts.",
@@ -90,6 +117,8 @@ class _CourseLaunch(Authenticator):
         except LaunchRefused as refused:
             self.log.warning("LTI launch of %s refused: %s", launch.name, refused.message)
             raise web.HTTPError(refused.status, "%s", refused.message) from None
+        except LaunchContextError as err:
+            raise web.HTTPError(400, "%s", str(err)) from None
         if launch.outcome is not None and decision.role == "student" and launch.assignment:
             OutcomeStore(self.outcomes_db).remember(
                 decision.course_id, decision.name, launch.assignment, launch.issuer, launch.outcome
@@ -227,11 +256,15 @@ class CourseLTI11Authenticator(_CourseLaunch, LTI11Authenticator):
         config=True
     )
 
+    def login_url(self, base_url):
+        return url_path_join(base_url, "login")
+
     def get_handlers(self, app):
         return [
             ("/lti/launch", CourseLTI11LaunchHandler),
             ("/lti11/config", LTI11ConfigHandler),
             (r"/lti/preparing/([^/]+)", CoursePreparingHandler),
+            ("/login", OpenFromLMSHandler),
         ]
 
     async def authenticate(self, handler, data=None):
@@ -250,18 +283,135 @@ class CourseLTI11Authenticator(_CourseLaunch, LTI11Authenticator):
         return await self.carry_out(handler, launch)
 
 
+class OpenFromLMSHandler(BaseHandler):
+    """GET /hub/login (and an LTI 1.3 login without its parameters): coursehub is opened
+    from the LMS, so there is nothing to type here; say so instead of a form that cannot
+    work. Someone logged in already goes on to the hub's home."""
+
+    async def get(self):
+        if self.current_user is not None:
+            self.redirect(self.get_next_url(self.current_user))
+            return
+        self.set_header("Cache-Control", "no-store")
+        self.write(_open_from_lms_page(self.authenticator.org or "coursehub"))
+
+    post = get
+
+
+def _open_from_lms_page(org: str) -> str:
+    from html import escape
+
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{escape(org)}: open coursehub from your LMS</title>
+</head><body style="font-family: sans-serif; margin: 3em; max-width: 40em">
+<h1>Open coursehub from your LMS</h1>
+<p>{escape(org)} logs you in to coursehub through your learning platform (Canvas, Moodle,
+...): there is no password to type here.</p>
+<p>Go to your course in the LMS and open its coursehub link (or an assignment that uses
+coursehub). You arrive in your notebooks, or in the course's formgrader if you teach it.</p>
+</body></html>
+"""
+
+
+class CourseLTI13LoginInitHandler(LTI13LoginInitHandler):
+    """GET or POST /hub/lti13/oauth_login: the LMS's OIDC login initiation. Without the
+    LMS's parameters it is a person who came here directly: the friendly page."""
+
+    def post(self):
+        if not self.get_argument("iss", "") and not self.get_argument("login_hint", ""):
+            self.set_header("Cache-Control", "no-store")
+            self.write(_open_from_lms_page(self.authenticator.org or "coursehub"))
+            return None
+        return super().post()
+
+    get = post
+
+
+class CourseLTI13CallbackHandler(LTI13CallbackHandler):
+    """POST /hub/lti13/oauth_callback: the checked id_token logs the person in; they land
+    where coursehub decided (never where the LMS's target link says)."""
+
+    async def redirect_to_next_url(self, user):
+        self.redirect(getattr(self, "coursehub_landing", None) or self.get_next_url(user))
+
+
+class ToolJWKSHandler(BaseHandler):
+    """GET /hub/lti13/jwks: coursehub's public key, for the LMS to check its grade requests."""
+
+    def get(self):
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "max-age=300")
+        self.write(self.authenticator.tool_jwks)
+
+
+class CourseLTI13Authenticator(_CourseLaunch, LTI13Authenticator):
+    """LTI 1.3 launches (OIDC, id_tokens signed by the LMS's key) into coursehub."""
+
+    username_key = Unicode("sub", help="Only the LMS's stable user id (sub) names a person.").tag(
+        config=True
+    )
+
+    tool_jwks = Unicode(
+        help="coursehub's public JSON Web Key Set (from its tool key in the secrets folder).",
+    ).tag(config=True)
+
+    nonce_window = Integer(
+        600,
+        help="Seconds an id_token's nonce is kept as used: at least the id_token's accepted age.",
+    ).tag(config=True)
+
+    login_handler = CourseLTI13LoginInitHandler
+    callback_handler = CourseLTI13CallbackHandler
+
+    def get_handlers(self, app):
+        return [
+            (self.login_url(""), CourseLTI13LoginInitHandler),
+            (self.callback_url(""), CourseLTI13CallbackHandler),
+            (self.config_json_url(""), LTI13ConfigHandler),
+            ("/lti13/jwks", ToolJWKSHandler),
+            (r"/lti/preparing/([^/]+)", CoursePreparingHandler),
+            ("/login", OpenFromLMSHandler),
+        ]
+
+    async def authenticate(self, handler, data=None):
+        # ltiauthenticator checked the id_token and its cookie-bound nonce; the nonce is
+        # also recorded durably, so the same id_token is refused after a hub restart too
+        claims = data or {}
+        nonce, issuer = claims.get("nonce"), claims.get("iss", "")
+        if not isinstance(nonce, str) or not nonce:
+            raise web.HTTPError(400, "The launch's id_token has no nonce.")
+        store = NonceStore(self.nonce_db, window=self.nonce_window)
+        if not store.use(issuer, nonce, int(claims.get("iat", 0))):
+            self.log.warning("LTI 1.3 launch refused: nonce used already (a replay)")
+            raise web.HTTPError(401, "This launch was used already; start again from the LMS.")
+        try:
+            launch = lti13_launch(claims)
+        except LaunchIdentityError as err:
+            raise web.HTTPError(400, "%s", str(err)) from None
+        return await self.carry_out(handler, launch)
+
+
 def lti_config(plan: Plan, plan_file: str, credentials: dict[str, str] | None) -> Config:
     """The LMS authenticator's settings from the Plan (and LTI 1.1's credentials)."""
     c = Config()
     state = plan.paths.state
-    for cls in ("CourseLTI11Authenticator",):
+    for cls in ("CourseLTI11Authenticator", "CourseLTI13Authenticator"):
         section = c[cls]
         section.plan_file = plan_file
         section.data_dir = plan.paths.data_dir
         section.nonce_db = f"{state}/{NONCE_DB}"
         section.outcomes_db = f"{state}/{OUTCOMES_DB}"
+        section.org = plan.org
     if plan.auth["type"] == "lti11":
         creds = credentials or load_lti_credentials(plan.paths.secrets)
         c.CourseLTI11Authenticator.consumers = {creds["consumer_key"]: creds["shared_secret"]}
         c.CourseLTI11Authenticator.config_title = plan.org
+    if plan.auth["type"] == "lti13":
+        a = c.CourseLTI13Authenticator
+        a.issuer = plan.auth["issuer"]
+        a.client_id = {plan.auth["client_id"]}
+        a.jwks_endpoint = plan.auth["jwks_url"]
+        a.authorize_url = plan.auth["authorize_url"]
+        a.tool_name = plan.org
+        a.tool_jwks = json.dumps(public_jwks(load_tool_key(plan.paths.secrets)))
     return c

@@ -2,8 +2,10 @@
 
 Scores are read from the course's gradebook as its grader account (the
 gradebook is the grader's), sent to where each student's launch said (LTI 1.1
-Basic Outcomes), and anything that does not arrive is kept in the outbox and
-sent again on the next push or `coursehub grades retry`: never lost silently.
+Basic Outcomes, LTI 1.3 Assignment and Grade Services), and anything that does
+not arrive is kept in the outbox and sent again on the next push,
+`coursehub grades retry` or the supervisor's automatic push: never lost
+silently.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .credentials import load_lti_credentials
-from .outcomes import OutcomeError, OutcomeStore, send_lti11_score
+from .outcomes import OutcomeError, OutcomeStore, Target, send_lti11_score
 
 OUTCOMES_DB = "lti-outcomes.sqlite"
 ATTEMPTS = 3  # within one push, before a score waits in the outbox
@@ -32,6 +34,20 @@ with Gradebook(db_url, course_id) as gb:
         print(json.dumps(None)); sys.exit(0)
     for s in gb.assignment_submissions(assignment):
         out[s.student_id] = [s.score, s.max_score]
+print(json.dumps(out))
+"""
+
+# every assignment's scores at once, for the automatic push (one grader process a course)
+_READ_ALL_SCORES = """
+import json, sys
+from nbgrader.api import Gradebook
+db_url, course_id = sys.argv[1], sys.argv[2]
+out = {}
+with Gradebook(db_url, course_id) as gb:
+    for a in gb.assignments:
+        # a submission is in the gradebook once autograded
+        out[a.name] = {s.student_id: [s.score, s.max_score]
+                       for s in gb.assignment_submissions(a.name)}
 print(json.dumps(out))
 """
 
@@ -81,39 +97,69 @@ def fraction(score: float, max_score: float) -> float:
     return min(1.0, max(0.0, score / max_score))
 
 
-def _send(store, target, score, key, secret, report: PushReport, send) -> None:
+Sender = Callable[[Target, float, "float | None"], None]  # (target, fraction, max points)
+
+
+def sender_for(plan) -> Sender:
+    """How this installation's scores reach its LMS (by its auth type)."""
+    kind = plan.auth["type"]
+    if kind == "lti11":
+        creds = load_lti_credentials(plan.paths.secrets)
+        key, secret = creds["consumer_key"], creds["shared_secret"]
+        return lambda target, value, _maximum: send_lti11_score(target, value, key, secret)
+    if kind == "lti13":
+        from .ags import AgsClient
+        from .keys import load_tool_key
+
+        token_url = plan.auth.get("token_url")
+        if not token_url:
+            raise GradesError(
+                "auth.token_url: needed to send grades with LTI 1.3 (Assignment and Grade "
+                "Services); copy the LMS's access token URL into the site file"
+            )
+        client = AgsClient(plan.auth["client_id"], token_url, load_tool_key(plan.paths.secrets))
+        return client.send
+    raise GradesError(
+        f"grades go back to an LMS only with auth type 'lti11' or 'lti13' (this site uses {kind!r})"
+    )
+
+
+def _send(
+    store: OutcomeStore,
+    target: Target,
+    score: float,
+    report: PushReport,
+    send: Sender,
+    maximum: float | None = None,
+    attempts: int = ATTEMPTS,
+) -> bool:
     last = ""
-    for _ in range(ATTEMPTS):
+    for _ in range(attempts):
         try:
-            send(target, score, key, secret)
+            send(target, score, maximum)
         except OutcomeError as err:
             last = str(err)
             continue
-        store.sent(target.course_id, target.student, target.assignment)
+        store.sent(target.course_id, target.student, target.assignment, score)
         report.sent.append((target.student, target.assignment, score))
-        return
+        return True
     store.queue(target.course_id, target.student, target.assignment, score, last)
     report.failed.append((target.student, target.assignment, score, last))
+    return False
 
 
-def push(
-    inst,
-    course_id: str,
-    assignment: str,
-    send: Callable = send_lti11_score,
-) -> PushReport:
-    """Send every graded submission of `assignment` whose student launched its LMS link,
-    after retrying what waits in the course's outbox."""
-    plan = inst.plan()
+def _check_course(plan, course_id: str) -> None:
     if course_id not in plan.courses:
         known = ", ".join(plan.courses) or "none"
         raise GradesError(f"no course {course_id!r} in this installation (courses: {known})")
-    if plan.auth["type"] != "lti11":
-        raise GradesError(
-            f"grades go back to an LMS only with auth type 'lti11' (this site uses "
-            f"{plan.auth['type']!r})"
-        )
-    creds = load_lti_credentials(plan.paths.secrets)
+
+
+def push(inst, course_id: str, assignment: str, send: Sender | None = None) -> PushReport:
+    """Send every graded submission of `assignment` whose student launched its LMS link,
+    after retrying what waits in the course's outbox."""
+    plan = inst.plan()
+    _check_course(plan, course_id)
+    send = send or sender_for(plan)
     store = outcomes_store(inst.data_dir)
     report = PushReport()
     retry(inst, course_id, send, report, skip=assignment)
@@ -125,28 +171,171 @@ def push(
         if target is None:
             report.no_launch.append(student)
             continue
-        value = fraction(score, max_score)
-        _send(store, target, value, creds["consumer_key"], creds["shared_secret"], report, send)
+        _send(store, target, fraction(score, max_score), report, send, max_score)
     return report
 
 
 def retry(
     inst,
     course_id: str | None = None,
-    send: Callable = send_lti11_score,
+    send: Sender | None = None,
     report: PushReport | None = None,
     skip: str | None = None,
 ) -> PushReport:
     """Send again what waits in the outbox (of one course, or of all)."""
     report = report or PushReport()
-    plan = inst.plan()
-    creds = load_lti_credentials(plan.paths.secrets)
     store = outcomes_store(inst.data_dir)
-    for course, student, assignment, score, _attempts, _error in store.pending(course_id):
+    waiting = store.pending(course_id)
+    if not waiting:
+        return report
+    send = send or sender_for(inst.plan())
+    for course, student, assignment, score, _attempts, _error in waiting:
         if assignment == skip:
             continue  # pushed now with its current score
         target = store.targets(course, assignment).get(student)
         if target is None:
             continue
-        _send(store, target, score, creds["consumer_key"], creds["shared_secret"], report, send)
+        _send(store, target, score, report, send)
     return report
+
+
+# -- the supervisor's automatic push
+
+BACKOFF_FIRST = 10.0  # seconds before the first retry of a failed score
+BACKOFF_MAX = 3600.0
+
+
+def backoff(attempts: int) -> float:
+    """Seconds to wait after `attempts` failed tries: doubling, at most an hour."""
+    return min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** max(0, attempts - 1))
+
+
+def changed_scores(
+    gradebook: dict[str, dict[str, tuple[float, float]]],
+    linked: list[str],
+    targets: dict[str, dict[str, Target]],
+    delivered: dict[tuple[str, str], float],
+    waiting: set[tuple[str, str]],
+) -> list[tuple[Target, float, float]]:
+    """(target, fraction, max points) of every score the LMS has not got yet: graded,
+    launched from the LMS, not delivered with this value, not already in the outbox."""
+    out = []
+    for assignment in linked:
+        scores = gradebook.get(assignment, {})
+        for student, target in sorted(targets.get(assignment, {}).items()):
+            if student not in scores or (student, assignment) in waiting:
+                continue
+            score, max_score = scores[student]
+            value = fraction(score, max_score)
+            last = delivered.get((student, assignment))
+            if last is None or abs(last - value) > 1e-9:
+                out.append((target, value, max_score))
+    return out
+
+
+def all_gradebook_scores(inst, course_id: str) -> dict[str, dict[str, tuple[float, float]]]:
+    """{assignment: {student: (score, max score)}} of a course, read as its grader."""
+    from ..targets.local.runtime import run_as_grader
+
+    plan = inst.plan()
+    root = plan.courses[course_id].course_root
+    if not Path(root, "gradebook.db").exists():
+        return {}
+    python = os.path.join(inst.runtime()["user_env"], "bin", "python")
+    proc = run_as_grader(
+        inst,
+        course_id,
+        [python, "-c", _READ_ALL_SCORES, f"sqlite:///{root}/gradebook.db", course_id],
+        capture=True,
+    )
+    if proc.returncode != 0:
+        raise GradesError(
+            f"could not read the gradebook of {course_id}: {proc.stderr.strip()[-400:]}"
+        )
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {
+        a: {s: (float(v[0]), float(v[1])) for s, v in scores.items()} for a, scores in found.items()
+    }
+
+
+def auto_push(inst, now: float | None = None, send: Sender | None = None) -> PushReport:
+    """One round of the automatic push: new or changed autograded scores of every
+    assignment that students opened from the LMS, then the outbox's scores whose
+    back-off is over. What fails stays in the outbox (`coursehub grades pending`)."""
+    import time
+
+    now = time.time() if now is None else now
+    report = PushReport()
+    plan = inst.plan()
+    if plan.auth["type"] not in ("lti11", "lti13"):
+        return report
+    store = outcomes_store(inst.data_dir)
+    linked = store.linked()
+    outbox = store.waiting()
+    if not linked and not outbox:
+        return report
+    send = send or sender_for(plan)
+    waiting = {(c, s, a) for c, s, a, *_ in outbox}
+    for course_id, assignments in linked.items():
+        if course_id not in plan.courses:
+            continue
+        gradebook = all_gradebook_scores(inst, course_id)
+        targets = {a: store.targets(course_id, a) for a in assignments}
+        for target, value, maximum in changed_scores(
+            gradebook,
+            assignments,
+            targets,
+            store.delivered(course_id),
+            {(s, a) for c, s, a in waiting if c == course_id},
+        ):
+            _send(store, target, value, report, send, maximum, attempts=1)
+    for course, student, assignment, score, attempts, last_try in outbox:
+        if now - last_try < backoff(attempts):
+            continue
+        target = store.targets(course, assignment).get(student)
+        if target is not None:
+            _send(store, target, score, report, send, attempts=1)
+    return report
+
+
+class AutoPush:
+    """The supervisor's periodic grade push, in a thread of its own so that a slow LMS
+    never holds up the supervision of the hub and the grader servers."""
+
+    def __init__(self, inst, every: float = 15.0, log=None):
+        import logging
+        import threading
+
+        self.inst = inst
+        self.every = every
+        self.log = log or logging.getLogger("coursehub.grades")
+        self._next = 0.0
+        self._thread: threading.Thread | None = None
+
+    def tick(self, now: float | None = None) -> None:
+        import threading
+        import time
+
+        now = time.monotonic() if now is None else now
+        if now < self._next or (self._thread is not None and self._thread.is_alive()):
+            return
+        self._next = now + self.every
+        self._thread = threading.Thread(target=self._round, name="grades-push", daemon=True)
+        self._thread.start()
+
+    def _round(self) -> None:
+        try:
+            report = auto_push(self.inst)
+        except Exception as err:  # noqa: BLE001 - reported, tried again next round
+            self.log.warning("automatic grade push: %s", err)
+            return
+        for student, assignment, score in report.sent:
+            self.log.info("grades: sent %s %s: %.4f", assignment, student, score)
+        for student, assignment, score, error in report.failed:
+            self.log.warning(
+                "grades: %s %s: %.4f did not arrive (%s); kept in the outbox",
+                assignment,
+                student,
+                score,
+                error,
+            )

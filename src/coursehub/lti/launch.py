@@ -29,10 +29,17 @@ class LaunchRefused(Exception):
 
 @dataclass(frozen=True)
 class Outcome:
-    """Where a student's score for one assignment goes back (LTI 1.1 Basic Outcomes)."""
+    """Where a student's score for one assignment goes back.
+
+    LTI 1.1 Basic Outcomes: the outcome service URL and the result sourcedid.
+    LTI 1.3 Assignment and Grade Services: the context's line items URL, the
+    LMS user id (`sub`) the score is for, and the link's own line item if the
+    LMS made one.
+    """
 
     service_url: str
     sourcedid: str
+    lineitem: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,34 @@ def lti11_launch(args: dict[str, str]) -> Launch:
         # link's custom parameter 'assignment', else the link's title (the LMS's
         # assignment name, as Canvas sends it)
         assignment=slug(args.get("custom_assignment") or args.get("resource_link_title", ""), 64),
+        outcome=outcome,
+    )
+
+
+LTI13_CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
+AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+
+
+def lti13_launch(claims: dict[str, Any]) -> Launch:
+    """The Launch of a verified LTI 1.3 id_token's claims."""
+    context = claims.get(LTI13_CLAIM + "context") or {}
+    link = claims.get(LTI13_CLAIM + "resource_link") or {}
+    custom = claims.get(LTI13_CLAIM + "custom") or {}
+    ags = claims.get(AGS_CLAIM) or {}
+    roles = claims.get(LTI13_CLAIM + "roles") or []
+    sub = claims.get("sub", "")
+    outcome = None
+    if isinstance(ags, dict) and (ags.get("lineitems") or ags.get("lineitem")) and sub:
+        outcome = Outcome(ags.get("lineitems") or "", sub, ags.get("lineitem") or "")
+    custom_assignment = custom.get("assignment", "") if isinstance(custom, dict) else ""
+    return Launch(
+        name=hub_name(sub, issuer=claims.get("iss", "")),
+        role=course_role(roles if isinstance(roles, list) else []),  # the signed claim only
+        context_id=str(context.get("id", "")),
+        context_label=str(context.get("label", "")),
+        context_title=str(context.get("title", "")),
+        issuer=claims.get("iss", ""),
+        assignment=slug(str(custom_assignment or link.get("title", "")), 64),
         outcome=outcome,
     )
 

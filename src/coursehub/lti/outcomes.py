@@ -44,6 +44,14 @@ class OutcomeStore:
                 " consumer TEXT NOT NULL, service_url TEXT NOT NULL, sourcedid TEXT NOT NULL,"
                 " updated REAL NOT NULL, PRIMARY KEY (course, student, assignment))"
             )
+            columns = {row[1] for row in db.execute("PRAGMA table_info(outcome)")}
+            if "lineitem" not in columns:  # LTI 1.3: the link's own line item
+                db.execute("ALTER TABLE outcome ADD COLUMN lineitem TEXT NOT NULL DEFAULT ''")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS delivered ("
+                " course TEXT NOT NULL, student TEXT NOT NULL, assignment TEXT NOT NULL,"
+                " score REAL NOT NULL, at REAL NOT NULL, PRIMARY KEY (course, student, assignment))"
+            )
             db.execute(
                 "CREATE TABLE IF NOT EXISTS outbox ("
                 " course TEXT NOT NULL, student TEXT NOT NULL, assignment TEXT NOT NULL,"
@@ -60,7 +68,8 @@ class OutcomeStore:
         """The latest launch wins: the LMS may issue a new sourcedid."""
         with self._db() as db:
             db.execute(
-                "INSERT OR REPLACE INTO outcome VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO outcome (course, student, assignment, consumer,"
+                " service_url, sourcedid, updated, lineitem) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     course_id,
                     student,
@@ -69,17 +78,39 @@ class OutcomeStore:
                     outcome.service_url,
                     outcome.sourcedid,
                     time.time(),
+                    outcome.lineitem,
                 ),
             )
 
     def targets(self, course_id: str, assignment: str) -> dict[str, Target]:
         with self._db() as db:
             rows = db.execute(
-                "SELECT student, consumer, service_url, sourcedid FROM outcome"
+                "SELECT student, consumer, service_url, sourcedid, lineitem FROM outcome"
                 " WHERE course = ? AND assignment = ?",
                 (course_id, assignment),
             ).fetchall()
-        return {s: Target(course_id, s, assignment, c, Outcome(u, d)) for s, c, u, d in rows}
+        return {
+            s: Target(course_id, s, assignment, c, Outcome(u, d, li)) for s, c, u, d, li in rows
+        }
+
+    def linked(self) -> dict[str, list[str]]:
+        """{course: [assignment, ...]} of every assignment some student's launch links."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT DISTINCT course, assignment FROM outcome ORDER BY course, assignment"
+            ).fetchall()
+        found: dict[str, list[str]] = {}
+        for course, assignment in rows:
+            found.setdefault(course, []).append(assignment)
+        return found
+
+    def delivered(self, course_id: str) -> dict[tuple[str, str], float]:
+        """{(student, assignment): score} the LMS last accepted, for one course."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT student, assignment, score FROM delivered WHERE course = ?", (course_id,)
+            ).fetchall()
+        return {(s, a): v for s, a, v in rows}
 
     # -- the outbox: scores that could not be sent yet
 
@@ -95,12 +126,26 @@ class OutcomeStore:
                  time.time()),
             )  # fmt: skip
 
-    def sent(self, course_id: str, student: str, assignment: str) -> None:
+    def sent(
+        self, course_id: str, student: str, assignment: str, score: float | None = None
+    ) -> None:
         with self._db() as db:
+            if score is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO delivered VALUES (?, ?, ?, ?, ?)",
+                    (course_id, student, assignment, score, time.time()),
+                )
             db.execute(
                 "DELETE FROM outbox WHERE course = ? AND student = ? AND assignment = ?",
                 (course_id, student, assignment),
             )
+
+    def waiting(self) -> list[tuple[str, str, str, float, int, float]]:
+        """(course, student, assignment, score, attempts, last try) of the outbox."""
+        with self._db() as db:
+            return db.execute(
+                "SELECT course, student, assignment, score, attempts, updated FROM outbox"
+            ).fetchall()
 
     def pending(self, course_id: str | None = None) -> list[tuple[str, str, str, float, int, str]]:
         """(course, student, assignment, score, attempts, last error) still to send."""

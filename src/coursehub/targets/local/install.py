@@ -20,6 +20,7 @@ from ...folders import apply_layout
 from ...hub.config import plan_file_of, render_jupyterhub_config
 from ...ids import Ids, allocate, merge
 from ...lti.credentials import CredentialsError, lti11_credentials, store_lti_credentials
+from ...lti.keys import ensure_tool_key
 from ...plan import Plan, derive
 from ...runas import find_nss_wrapper
 from ...secrets import ensure_secrets, store_shared_passwords, write_private
@@ -184,11 +185,6 @@ def _prepare_locked(
             "hub.ip and hub.port cannot change while coursehub runs; run 'coursehub down' first"
         )
     check_ports(plan, running)
-    if site.auth.type == "lti13":
-        raise PreflightError(
-            "auth type 'lti13' is checked but its launches are not available yet; "
-            "register coursehub as an LTI 1.1 tool and use auth type 'lti11'"
-        )
     if site.auth.type == "lti11":
         try:
             lti11_credentials(site)
@@ -204,6 +200,8 @@ def _prepare_locked(
             {"user_password": site.auth.user_password, "admin_password": site.auth.admin_password},
         )
     store_lti_credentials(site, plan.paths.secrets)  # LMS launches: secret from site or env
+    if site.auth.type == "lti13":
+        ensure_tool_key(plan.paths.secrets)  # its public half is served at /hub/lti13/jwks
     write_private(ids_file, plan.ids.to_json() + "\n")
     if registry is not None:
         registry[data_dir] = json.loads(plan.ids.to_json())

@@ -126,7 +126,15 @@ def process_specs(inst: Installation) -> list[ProcessSpec]:
 def build_supervisor(
     inst: Installation, on_event: Callable[[str], None] | None = None
 ) -> Supervisor:
+    from ...lti.grades import AutoPush
     from .reconcile import adopt_formgrader_students
+
+    grades = AutoPush(inst)  # LMS sites: new autograded scores go back by themselves
+
+    def periodic() -> None:
+        adopt_formgrader_students(inst)
+        if inst.plan().auth["type"] in ("lti11", "lti13"):
+            grades.tick()
 
     return Supervisor(
         inst.data_dir,
@@ -134,7 +142,7 @@ def build_supervisor(
         str(inst.state_file),
         on_event,
         respec=lambda: process_specs(inst),
-        periodic=lambda: adopt_formgrader_students(inst),
+        periodic=periodic,
     )
 
 
