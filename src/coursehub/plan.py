@@ -9,6 +9,7 @@ once and tested once. Targets only render and run a Plan.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -797,3 +798,22 @@ def derive(
         ids=ids,
         layout=Layout(SYSTEM, data_dir.rstrip("/") or "/") if system else Layout(),
     )
+
+
+def plan_file_of(data_dir: str) -> str:
+    """Where an installation keeps its Plan (the local target's data folder)."""
+    return f"{data_dir.rstrip('/')}/state/plan.json"
+
+
+_plans: dict[str, tuple[float, Plan]] = {}
+
+
+def load_plan(path: str) -> Plan:
+    """The Plan at `path`, read again only when the file changed (the hub reads it often)."""
+    mtime = os.stat(path).st_mtime
+    cached = _plans.get(path)
+    if cached is None or cached[0] != mtime:
+        with open(path) as f:
+            cached = (mtime, Plan.from_json(f.read()))
+        _plans[path] = cached
+    return cached[1]

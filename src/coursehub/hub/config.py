@@ -7,15 +7,12 @@ without a running hub.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from traitlets.config import Config
 
-from ..plan import SERVICE_NAME, Plan
+from ..plan import SERVICE_NAME, Plan, load_plan
 from ..runas import find_nss_wrapper
 from ..secrets import COOKIE_SECRET_FILE, load_secrets, load_shared_passwords
 from ..site import LTI_TYPES
-from .spawner import load_plan
 
 AUTHENTICATORS = {
     "first-use": "coursehub.hub.auth.CourseFirstUseAuthenticator",
@@ -139,7 +136,3 @@ def render_jupyterhub_config(plan_file: str, user_env: str) -> str:
         "from coursehub.hub.config import configure\n\n"
         f"configure(c, {plan_file!r}, {user_env!r})  # noqa: F821\n"
     )
-
-
-def plan_file_of(data_dir: str) -> str:
-    return str(Path(data_dir) / "state" / "plan.json")

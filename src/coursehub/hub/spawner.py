@@ -10,27 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from pathlib import Path
 from subprocess import STDOUT
 
 from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Unicode
 
 from ..folders import make_home
-from ..plan import Plan
+from ..plan import Plan, load_plan
 from ..runas import demote, find_nss_wrapper, server_env
-
-_plans: dict[str, tuple[float, Plan]] = {}
-
-
-def load_plan(path: str) -> Plan:
-    """The Plan at `path`, read again only when the file changed."""
-    mtime = os.stat(path).st_mtime
-    cached = _plans.get(path)
-    if cached is None or cached[0] != mtime:
-        cached = (mtime, Plan.from_json(Path(path).read_text()))
-        _plans[path] = cached
-    return cached[1]
 
 
 class CourseLocalSpawner(LocalProcessSpawner):

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...folders import apply_layout
-from ...hub.config import plan_file_of, render_jupyterhub_config
+from ...hub.config import render_jupyterhub_config
 from ...ids import Ids, allocate, merge
 from ...lti.credentials import CredentialsError, lti11_credentials, store_lti_credentials
 from ...lti.keys import ensure_tool_key
-from ...plan import Plan, derive
+from ...plan import Plan, derive, plan_file_of
 from ...runas import find_nss_wrapper
 from ...secrets import ensure_secrets, store_shared_passwords, write_private
 from ...site import Site, load_site

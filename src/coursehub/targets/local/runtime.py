@@ -13,8 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...hub.config import plan_file_of
-from ...plan import Plan
+from ...plan import Plan, plan_file_of
 from ...runas import demote, find_nss_wrapper
 from ...secrets import load_secrets, write_private
 from .processes import ProcessSpec, find_proxy, grader_spec, hub_spec, proxy_spec
