@@ -21,13 +21,14 @@ class SecretFileError(RuntimeError):
     pass
 
 
-def write_private(path: Path, content: str, mode: int = 0o600) -> None:
-    """Write a file atomically, readable only by its owner from the first byte."""
+def write_private(path: Path, content: str | bytes, mode: int = 0o600) -> None:
+    """Write a file atomically, with its mode (by default readable only by its owner) from
+    the first byte."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "wb" if isinstance(content, bytes) else "w") as f:
             f.write(content)
             f.flush()
             os.fsync(f.fileno())

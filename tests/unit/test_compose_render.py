@@ -12,7 +12,7 @@ import yaml
 from sites import ADMIN_PASSWORD, USER_PASSWORD, shared_password_data, two_course_data
 
 from coursehub.containers import grader_container
-from coursehub.plan import EXTENSIONS, GRADER, SYSTEM, Plan, derive
+from coursehub.plan import EXTENSIONS, GRADER, Plan
 from coursehub.secrets import secret_names
 from coursehub.site import SiteError, parse_site
 from coursehub.targets.compose.envfiles import (
@@ -30,6 +30,7 @@ from coursehub.targets.compose.hubconfig import (
 from coursehub.targets.compose.render import (
     ComposeError,
     ComposeInput,
+    compose_input,
     render_all,
 )
 from coursehub.targets.compose.versions import installed_version, pinned_closure
@@ -39,22 +40,14 @@ WHEEL = ("coursehub-0.1.0-py3-none-any.whl", b"PK-not-read-by-the-renderers")
 
 
 def make_input(data=None, secrets=None) -> ComposeInput:
-    site = parse_site(data or two_course_data())
-    plan = derive(site, ROOT, isolated=True, layout=SYSTEM)
-    shared = None
-    if site.auth.type == "shared-password":
-        shared = {
-            "user_password": site.auth.user_password,
-            "admin_password": site.auth.admin_password,
-        }
-    return ComposeInput(
-        plan=plan,
-        docker=site.docker_settings(),
-        secrets=secrets or complete_secrets({}, list(plan.courses)),
+    return compose_input(
+        parse_site(data or two_course_data()),
+        ROOT,
+        ids=None,
+        secrets=secrets or {},
         pins=pinned_closure(),
         wheel=WHEEL,
         site_file="/somewhere/site.yaml",
-        shared_passwords=shared,
     )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import yaml
 
 from ...containers import JOVYAN_UID, ContainerSpec, grader_container
+from ...ids import Ids
 from ...plan import (
     EXTENSIONS,
     GRADER,
@@ -27,10 +28,11 @@ from ...plan import (
     SYSTEM_HUB_HOST,
     SYSTEM_PROXY_HOST,
     Plan,
+    derive,
     page_config_json,
     server_config_json,
 )
-from ...site import Docker, image_namespace
+from ...site import Docker, Site, image_namespace
 from .envfiles import (
     ADMIN_PASSWORD,
     ENV_JHUB,
@@ -40,6 +42,7 @@ from .envfiles import (
     POC_SERVICE_VARIABLES,
     SERVICE_TOKENS,
     USER_PASSWORD,
+    complete_secrets,
     env_file,
     service_tokens_value,
 )
@@ -86,6 +89,35 @@ class ComposeInput:
     wheel: tuple[str, bytes]  # (file name, bytes) of the running coursehub
     site_file: str
     shared_passwords: dict[str, str | None] | None = None
+
+
+def compose_input(
+    site: Site,
+    root: str,
+    *,
+    ids: Ids | None,
+    secrets: dict[str, str],
+    pins: dict[str, str],
+    wheel: tuple[str, bytes],
+    site_file: str,
+) -> ComposeInput:
+    """Everything the renderers need, from a checked site (pure)."""
+    plan = derive(site, root, isolated=True, ids=ids, layout=SYSTEM)
+    shared = None
+    if site.auth.type == "shared-password":
+        shared = {
+            "user_password": site.auth.user_password,
+            "admin_password": site.auth.admin_password,
+        }
+    return ComposeInput(
+        plan=plan,
+        docker=site.docker_settings(),
+        secrets=complete_secrets(secrets, list(plan.courses)),
+        pins=pins,
+        wheel=wheel,
+        site_file=site_file,
+        shared_passwords=shared,
+    )
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...ids import Ids
-from ...plan import SYSTEM, derive, layout_paths
+from ...plan import SYSTEM, layout_paths
+from ...secrets import write_private
 from ...site import load_site
 from .envfiles import (
     ENV_JHUB,
     ENV_SERVICE,
-    complete_secrets,
     parse_env_file,
     secrets_from_env_files,
 )
-from .render import MANIFEST, ComposeInput, Rendered, render_all
+from .render import MANIFEST, ComposeInput, Rendered, compose_input, render_all
 from .versions import pinned_closure
 from .wheel import build_wheel
 
@@ -97,41 +97,21 @@ def prepare_input(site_file: str, out: Path, root: str) -> ComposeInput:
     check_out(out)
     if not root.startswith("/"):
         raise OutputError(f"--root {root} must be an absolute path, for example / (the default)")
-    ids = previous_ids(out, root)
-    plan = derive(site, root, isolated=True, ids=ids, layout=SYSTEM)
-    secrets = complete_secrets(previous_secrets(out), list(plan.courses))
-    shared = None
-    if site.auth.type == "shared-password":
-        shared = {
-            "user_password": site.auth.user_password,
-            "admin_password": site.auth.admin_password,
-        }
-    return ComposeInput(
-        plan=plan,
-        docker=site.docker_settings(),
-        secrets=secrets,
+    return compose_input(
+        site,
+        root,
+        ids=previous_ids(out, root),
+        secrets=previous_secrets(out),
         pins=pinned_closure(),
         wheel=build_wheel(),
         site_file=site_file,
-        shared_passwords=shared,
     )
 
 
 def write_atomic(path: Path, data: bytes, mode: int) -> None:
     """Write a file whole or not at all, with its mode from the first byte."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_private(path, data, mode)
 
 
 def write_folder(out: Path, files: dict[str, Rendered], force: bool = False) -> Outcome:
