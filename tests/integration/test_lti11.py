@@ -60,7 +60,9 @@ def test_student_launch_joins_and_lands_in_their_server(inst):
     s = requests.Session()
     r = launch(inst, launch_params("1001", "Learner", "ctx-intro"), session=s)
     assert r.status_code == 302, r.text[:500]
-    assert r.headers["Location"] == "/hub/spawn/1001?next=%2Fuser%2F1001%2Flab"
+    assert r.headers["Location"] == (
+        "/hub/spawn/1001?next=%2Fuser%2F1001%2Flab%2Fworkspaces%2Fcoursehub-assignments"
+    )
     # membership written back to the site file, and live in the hub
     assert "1001" in course(inst, "intro")["students"]
     assert "1001" in site_data(inst)["people"]
@@ -70,7 +72,7 @@ def test_student_launch_joins_and_lands_in_their_server(inst):
     # following the landing starts their server and opens their Lab
     r = s.get(inst.url.rstrip("/") + r.headers["Location"], timeout=120)
     assert r.status_code == 200, (r.url, r.text[:300])
-    lab = f"{inst.url}user/1001/lab"
+    lab = f"{inst.url}user/1001/lab/workspaces/coursehub-assignments"
     if r.url != lab:  # the spawn-pending page, which a browser follows once the server is up
         assert r.url.startswith(f"{inst.url}hub/spawn-pending/1001"), r.url
         wait_for(lambda: s.get(lab, timeout=30).url == lab, 120, "the student's Lab")
@@ -194,6 +196,14 @@ def test_instructor_first_launch_creates_the_course(inst):
     assert "2002" in course(inst, "bio-2")["students"]
 
 
+def test_login_page_says_to_open_coursehub_from_the_lms(inst):
+    r = requests.get(f"{inst.url}hub/login", timeout=10)
+    assert r.status_code == 200 and "Open coursehub from your LMS" in r.text
+    assert "<form" not in r.text
+    r = requests.get(inst.url, timeout=10)  # no session: the same page, not an error
+    assert r.url.startswith(f"{inst.url}hub/login") and "Open coursehub" in r.text
+
+
 def test_no_secret_in_any_log(inst):
     found = []
     for log in (inst.data_dir / "logs").rglob("*.log"):
@@ -257,8 +267,14 @@ def test_autograded_score_goes_back_to_the_lms(inst, lms):
     inst.cli("nbgrader", "intro", "--", "collect", "ps1")
     inst.cli("nbgrader", "intro", "--", "autograde", "ps1")
 
+    # no command: the supervisor sends the new autograded score (2 of 3 points: the
+    # written answer is graded by hand)
+    wait_for(lambda: "sourced-3001-ps1" in lms.scores, 90, "the automatic push")
+    assert lms.scores == {"sourced-3001-ps1": pytest.approx(0.6667, abs=1e-4)}
+    lms.scores.clear()
+
     # the LMS is down: the score waits in the outbox, reported, not lost
-    lms.fail_next = 3
+    lms.fail_next = 1000
     out = inst.cli("grades", "push", "intro", "ps1", check=False)
     assert out.returncode == 1
     assert "FAILED ps1 3001: 0.6667: the LMS answered HTTP 500; kept in the outbox" in out.stdout
@@ -266,7 +282,11 @@ def test_autograded_score_goes_back_to_the_lms(inst, lms):
     assert "intro ps1 3001: 0.6667 (1 tries" in pending.stdout
     assert lms.scores == {}
 
-    # back up: retry sends it (2 of 3 points: the written answer is graded by hand)
+    status = inst.cli("status", check=False).stdout
+    assert "grades: 1 score(s) waiting in the outbox" in status, status
+
+    # back up: retry sends it (before the supervisor's first retry, 10 s after the failure)
+    lms.fail_next = 0
     out = inst.cli("grades", "retry")
     assert "sent ps1 3001: 0.6667" in out.stdout
     assert lms.scores == {"sourced-3001-ps1": pytest.approx(0.6667, abs=1e-4)}

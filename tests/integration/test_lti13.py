@@ -276,3 +276,54 @@ def test_no_secret_or_token_in_any_log(inst, platform):
         if body in text:
             found.append((str(log), "the tool key"))
     assert not found, f"secrets in logs: {found}"
+
+
+def test_student_lands_in_the_assignment_list_in_a_real_browser(inst, platform):
+    """Debian's Chromium (driven by Playwright) follows the landing of a launch and shows
+    the Assignments panel open, with the course's released assignment listed."""
+    chromium = "/usr/bin/chromium"
+    if not os.path.exists(chromium):
+        pytest.skip(f"needs Debian's Chromium at {chromium}")
+    from conftest import ROOT
+    from playwright.sync_api import expect, sync_playwright
+
+    s = requests.Session()
+    claims = platform.claims("u-3001", [LEARNER], "ctx-intro", custom={"assignment": "ps1"})
+    r = platform.launch(s, inst.url, claims)
+    assert r.status_code == 302
+    landing = inst.url.rstrip("/") + r.headers["Location"]
+    who = name(platform, "u-3001")
+    # the workspace the landing opens is in the student's home, theirs
+    account = inst.plan()["people"][who]["account"]
+    folder = os.path.join(account["home"], ".jupyter", "lab", "workspaces")
+    [found] = [f for f in os.listdir(folder) if f.startswith("coursehub-assignments")]
+    assert os.stat(os.path.join(folder, found)).st_uid == account["uid"]
+    shots = ROOT / "tests" / "artifacts" / "browser"
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
+        )
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 800})
+            context.add_cookies(
+                [
+                    {
+                        "name": c.name,
+                        "value": c.value,
+                        "url": inst.url.rstrip("/") + (c.path or "/"),
+                    }
+                    for c in s.cookies
+                ]
+            )
+            page = context.new_page()
+            page.goto(landing, timeout=90_000)
+            page.wait_for_url(
+                f"**/user/{who}/lab/workspaces/coursehub-assignments**", timeout=90_000
+            )
+            panel = page.locator("#nbgrader-assignment-list")
+            expect(panel).to_be_visible(timeout=60_000)
+            expect(panel).to_contain_text("ps1", timeout=30_000)
+            page.screenshot(path=str(shots / "lti13-student-landing.png"))
+        finally:
+            browser.close()

@@ -239,3 +239,23 @@ def test_authenticator_from_the_hub_config(tmp_path, fake_secrets):
     assert json.loads(auth.tool_jwks)["keys"][0]["kty"] == "RSA"
     paths = {route for route, _ in auth.get_handlers(None)}
     assert {"/lti13/jwks", "/login", "lti13/oauth_login", "lti13/oauth_callback"} <= paths
+
+
+def test_landing_workspace_opens_the_assignment_list():
+    from coursehub.lti.landing import (
+        ASSIGNMENT_LIST,
+        assignments_workspace,
+        lab_landing,
+        workspace_file_name,
+    )
+
+    ws = assignments_workspace()
+    assert ws["metadata"]["id"] == "coursehub-assignments"
+    main = ws["data"]["layout-restorer:data"]["main"]
+    assert main["dock"]["widgets"] == [ASSIGNMENT_LIST] and main["current"] == ASSIGNMENT_LIST
+    # the key nbgrader's restorer looks up: its tracker's namespace and widget name
+    assert ASSIGNMENT_LIST == "nbgrader-assignment-list:nbgrader-assignment-list"
+    assert ws["data"][ASSIGNMENT_LIST] == {"data": {}}
+    name = workspace_file_name()
+    assert name.startswith("coursehub-assignments-") and name.endswith(".jupyterlab-workspace")
+    assert lab_landing("/x/", "ana") == "/x/user/ana/lab/workspaces/coursehub-assignments"

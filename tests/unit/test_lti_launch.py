@@ -38,7 +38,9 @@ def test_new_student_joins_a_pinned_course():
     apply_to_site(data, d)
     site = parse_site(data)
     assert "42" in site.people and "42" in site.course("algebra").students
-    assert landing_path("/", d) == "/hub/spawn/42?next=%2Fuser%2F42%2Flab"
+    assert landing_path("/", d) == (
+        "/hub/spawn/42?next=%2Fuser%2F42%2Flab%2Fworkspaces%2Fcoursehub-assignments"
+    )
 
 
 def test_known_member_changes_nothing():

@@ -57,6 +57,7 @@ from ..lti.courses import LaunchContextError
 from ..lti.credentials import load_lti_credentials
 from ..lti.identity import LaunchIdentityError
 from ..lti.keys import load_tool_key, public_jwks
+from ..lti.landing import write_assignments_workspace
 from ..lti.launch import (
     Decision,
     LaunchRefused,
@@ -132,6 +133,8 @@ class _CourseLaunch(Authenticator):
         else:
             if decision.join:
                 await asyncio.to_thread(self._join, site_file, decision)
+            if decision.role == "student":
+                await asyncio.to_thread(self._assignments_workspace, decision.name)
             handler.coursehub_landing = landing_path(self._base_url(), decision)
         self.log.info(
             "LTI launch: %s as %s of %s%s",
@@ -141,6 +144,14 @@ class _CourseLaunch(Authenticator):
             " (new course)" if decision.create_course else (" (joined)" if decision.join else ""),
         )
         return {"name": decision.name}
+
+    def _assignments_workspace(self, name: str) -> None:
+        """The Lab workspace the student lands in (Assignments open); written at every
+        launch, since the person may have closed the panel in it since."""
+        try:
+            write_assignments_workspace(load_plan(self.plan_file), name)
+        except (OSError, RuntimeError, subprocess.SubprocessError) as err:
+            self.log.warning("LTI launch: no assignments workspace for %s: %s", name, err)
 
     def _base_url(self) -> str:
         return load_plan(self.plan_file).base_url

@@ -1,0 +1,97 @@
+"""Where a student's launch lands: their Lab with the Assignments panel open.
+
+JupyterLab has no URL that runs a command, but it opens a named workspace at
+/lab/workspaces/NAME, and restores what the workspace's layout holds. The
+nbgrader extension restores its assignment list (the widget
+'nbgrader-assignment-list:nbgrader-assignment-list') from a workspace, so
+each student launch writes a workspace whose main area holds that widget, in
+the student's workspaces folder and as the student (never as root through a
+folder the student controls), and lands on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+WORKSPACE = "coursehub-assignments"
+ASSIGNMENT_LIST = "nbgrader-assignment-list:nbgrader-assignment-list"
+WORKSPACE_EXTENSION = ".jupyterlab-workspace"
+
+
+def assignments_workspace(name: str = WORKSPACE) -> dict[str, Any]:
+    """A JupyterLab workspace with the Assignments panel open in the main area and the
+    file browser on the left."""
+    return {
+        "data": {
+            "layout-restorer:data": {
+                "main": {
+                    "dock": {"type": "tab-area", "currentIndex": 0, "widgets": [ASSIGNMENT_LIST]},
+                    "current": ASSIGNMENT_LIST,
+                },
+                "left": {"collapsed": False, "current": "filebrowser", "widgets": ["filebrowser"]},
+                "right": {"collapsed": True, "widgets": []},
+            },
+            ASSIGNMENT_LIST: {"data": {}},
+        },
+        "metadata": {"id": name},
+    }
+
+
+def workspace_file_name(name: str = WORKSPACE) -> str:
+    """The file JupyterLab's workspaces manager reads for workspace `name`."""
+    from jupyterlab_server.workspaces_handler import slugify
+
+    return slugify(name) + WORKSPACE_EXTENSION
+
+
+def lab_landing(base_url: str, person: str) -> str:
+    return f"{base_url}user/{person}/lab/workspaces/{WORKSPACE}"
+
+
+# Run as the person: makes their workspaces folder and writes the file without
+# following a link they may have put there.
+_WRITE = """
+import os, sys
+folder, name, content = sys.argv[1], sys.argv[2], sys.argv[3]
+os.makedirs(folder, mode=0o700, exist_ok=True)
+tmp = os.path.join(folder, "." + name + ".tmp")
+fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+with os.fdopen(fd, "w") as f:
+    f.write(content)
+os.replace(tmp, os.path.join(folder, name))
+"""
+
+
+def write_assignments_workspace(plan, person: str) -> None:
+    """Write the workspace into `person`'s home, as `person` (their home is made first)."""
+    from ..folders import make_home
+    from ..runas import demote
+
+    home = make_home(plan, person)
+    account = plan.people[person].account
+    isolated = os.geteuid() == 0 and account.uid != os.geteuid()
+    # the system's Python (stdlib only): coursehub's own environment may not be
+    # readable by the person's uid
+    python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    proc = subprocess.run(  # noqa: S603 - fixed script
+        [
+            python,
+            "-I",
+            "-c",
+            _WRITE,
+            os.path.join(home, ".jupyter", "lab", "workspaces"),
+            workspace_file_name(),
+            json.dumps(assignments_workspace()),
+        ],
+        preexec_fn=demote(account if isolated else None, cwd=home),  # noqa: PLW1509
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin", "HOME": home},
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"could not write {person}'s Lab workspace: {proc.stderr[-300:]}")
