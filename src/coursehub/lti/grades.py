@@ -258,7 +258,23 @@ def all_gradebook_scores(inst, course_id: str) -> dict[str, dict[str, tuple[floa
     }
 
 
-def auto_push(inst, now: float | None = None, send: Sender | None = None) -> PushReport:
+def _stamp(inst, course_id: str) -> tuple[int, ...] | None:
+    """When the course's gradebook and the launches' targets last changed: while neither
+    does, reading the gradebook again (as the grader) is skipped."""
+    plan = inst.plan()
+    paths = (
+        Path(plan.courses[course_id].course_root, "gradebook.db"),
+        Path(inst.data_dir, "state", OUTCOMES_DB),
+    )
+    try:
+        return tuple(p.stat().st_mtime_ns for p in paths)
+    except OSError:
+        return None
+
+
+def auto_push(
+    inst, now: float | None = None, send: Sender | None = None, seen: dict | None = None
+) -> PushReport:
     """One round of the automatic push: new or changed autograded scores of every
     assignment that students opened from the LMS, then the outbox's scores whose
     back-off is over. What fails stays in the outbox (`coursehub grades pending`)."""
@@ -279,6 +295,9 @@ def auto_push(inst, now: float | None = None, send: Sender | None = None) -> Pus
     for course_id, assignments in linked.items():
         if course_id not in plan.courses:
             continue
+        stamp = _stamp(inst, course_id)
+        if seen is not None and stamp is not None and seen.get(course_id) == stamp:
+            continue
         gradebook = all_gradebook_scores(inst, course_id)
         targets = {a: store.targets(course_id, a) for a in assignments}
         for target, value, maximum in changed_scores(
@@ -289,6 +308,8 @@ def auto_push(inst, now: float | None = None, send: Sender | None = None) -> Pus
             {(s, a) for c, s, a in waiting if c == course_id},
         ):
             _send(store, target, value, report, send, maximum, attempts=1)
+        if seen is not None and stamp is not None:
+            seen[course_id] = stamp  # as before the read: a change meanwhile is read next round
     for course, student, assignment, score, attempts, last_try in outbox:
         if now - last_try < backoff(attempts):
             continue
@@ -311,6 +332,7 @@ class AutoPush:
         self.log = log or logging.getLogger("coursehub.grades")
         self._next = 0.0
         self._thread: threading.Thread | None = None
+        self._seen: dict = {}  # course -> (gradebook, targets) modification times last read
 
     def tick(self, now: float | None = None) -> None:
         import threading
@@ -325,7 +347,7 @@ class AutoPush:
 
     def _round(self) -> None:
         try:
-            report = auto_push(self.inst)
+            report = auto_push(self.inst, seen=self._seen)
         except Exception as err:  # noqa: BLE001 - reported, tried again next round
             self.log.warning("automatic grade push: %s", err)
             return
