@@ -149,9 +149,15 @@ def test_replayed_launch_is_refused_also_after_a_hub_restart(inst):
     r = post_launch(requests.Session(), launch_url(inst), body)
     # ltiauthenticator's own in-memory cache sees this one first
     assert r.status_code == 401 and "already used" in r.text
-    # a second launch to replay after the restart, used once before it
+    # a second launch to replay after the restart, used once before it; stamped 25 s
+    # ahead (inside the window) so that the timestamp check alone cannot refuse the
+    # replay while a loaded machine takes long to restart the hub
     body2 = signed_launch(
-        launch_url(inst), KEY, SECRET, launch_params("1002", "Learner", "ctx-intro")
+        launch_url(inst),
+        KEY,
+        SECRET,
+        launch_params("1002", "Learner", "ctx-intro"),
+        timestamp=now() + 25,
     )
     assert post_launch(requests.Session(), launch_url(inst), body2).status_code == 302
     pid_before = _hub_pid(inst)
