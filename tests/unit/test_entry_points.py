@@ -9,7 +9,12 @@ from jupyterhub.spawner import Spawner
 def test_authenticators_and_spawner_are_registered():
     auths = {e.name: e for e in entry_points(group="jupyterhub.authenticators")}
     spawners = {e.name: e for e in entry_points(group="jupyterhub.spawners")}
-    for name in ("coursehub-first-use", "coursehub-shared-password", "coursehub-lti11"):
+    for name in (
+        "coursehub-first-use",
+        "coursehub-shared-password",
+        "coursehub-lti11",
+        "coursehub-lti13",
+    ):
         assert issubclass(auths[name].load(), Authenticator)
     assert issubclass(spawners["coursehub-local"].load(), Spawner)
 
