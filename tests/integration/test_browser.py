@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, Installation, wait_for
 
+from browser import CHROMIUM_ARGS
+
 pytestmark = pytest.mark.integration
 
 CHROMIUM = "/usr/bin/chromium"
@@ -41,14 +43,6 @@ SITE = {
 }
 COURSE, ASSIGNMENT = "astro", "week1"
 ANSWER = "def square(x):\n    return x * x"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SHOTS = ROOT / "tests" / "artifacts" / "browser"
 LAB_START = 90_000  # ms: the first login spawns the server, then the Lab loads
 STEP = 30_000  # ms: anything else a person waits for

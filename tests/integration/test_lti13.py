@@ -281,10 +281,11 @@ def test_no_secret_or_token_in_any_log(inst, platform):
 def test_student_lands_in_the_assignment_list_in_a_real_browser(inst, platform):
     """Debian's Chromium (driven by Playwright) follows the landing of a launch and shows
     the Assignments panel open, with the course's released assignment listed."""
-    chromium = "/usr/bin/chromium"
+    from browser import CHROMIUM, CHROMIUM_ARGS, SHOTS
+
+    chromium = CHROMIUM
     if not os.path.exists(chromium):
         pytest.skip(f"needs Debian's Chromium at {chromium}")
-    from conftest import ROOT
     from playwright.sync_api import expect, sync_playwright
 
     s = requests.Session()
@@ -298,12 +299,10 @@ def test_student_lands_in_the_assignment_list_in_a_real_browser(inst, platform):
     folder = os.path.join(account["home"], ".jupyter", "lab", "workspaces")
     [found] = [f for f in os.listdir(folder) if f.startswith("coursehub-assignments")]
     assert os.stat(os.path.join(folder, found)).st_uid == account["uid"]
-    shots = ROOT / "tests" / "artifacts" / "browser"
+    shots = SHOTS
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=chromium, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
-        )
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 800})
             context.add_cookies(
