@@ -272,6 +272,12 @@ def _stamp(inst, course_id: str) -> tuple[int, ...] | None:
         return None
 
 
+# An autograde writes the gradebook several times per submission (the submission first, its
+# grades after): a gradebook changed this recently is read in a later round, so a score is
+# not sent half-made.
+GRADEBOOK_SETTLE = 5.0
+
+
 def auto_push(
     inst, now: float | None = None, send: Sender | None = None, seen: dict | None = None
 ) -> PushReport:
@@ -298,6 +304,8 @@ def auto_push(
         stamp = _stamp(inst, course_id)
         if seen is not None and stamp is not None and seen.get(course_id) == stamp:
             continue
+        if stamp is not None and time.time() - stamp[0] / 1e9 < GRADEBOOK_SETTLE:
+            continue  # being written: next round
         gradebook = all_gradebook_scores(inst, course_id)
         targets = {a: store.targets(course_id, a) for a in assignments}
         for target, value, maximum in changed_scores(
