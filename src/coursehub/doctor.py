@@ -312,8 +312,12 @@ def compare_versions(
 
 def expand_scopes(scopes: Iterable[str]) -> frozenset[str]:
     """Scopes with everything they include, as the hub itself expands them."""
+    from jupyterhub.scopes import define_custom_scopes
     from jupyterhub.scopes import expand_scopes as hub_expand
 
+    from .hub.config import CUSTOM_SCOPES
+
+    define_custom_scopes(CUSTOM_SCOPES)  # as the hub does at start (same definition: a no-op)
     return frozenset(hub_expand(set(scopes)))
 
 

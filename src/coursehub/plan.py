@@ -19,6 +19,9 @@ from .site import LTI_TYPES, Site
 
 ROOT = 0
 SERVICE_NAME = "coursehub"  # the automation service coursehub itself uses
+# coursehub's one scope of its own: load the Plan's new courses into the running hub
+# (roles, groups, grader service) without a restart; only coursehub's token holds it
+LOAD_COURSES_SCOPE = "custom:coursehub:load-courses"
 
 # Where an installation's folders are. LOCAL: everything under one data folder
 # (the local target). SYSTEM: the POC's places under a root prefix ('/' on a
@@ -556,9 +559,11 @@ def derive(
             name="coursehub-automation",
             description=(
                 "coursehub's own token: status and doctor read users, servers and services; "
-                "roster changes create hub users and set course group membership"
+                "roster changes create hub users and set course group membership; "
+                "new courses are loaded into the running hub"
             ),
             scopes=(
+                LOAD_COURSES_SCOPE,
                 "list:users",
                 "read:servers",
                 "list:services",

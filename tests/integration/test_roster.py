@@ -1,17 +1,20 @@
 """Live roster and courses: changes reach the running hub, and nobody is dropped.
 
 A student's kernel stays busy through a course add and a member add (the
-course add restarts the hub alone; the proxy keeps the student connected).
+running hub loads the new course itself: no restart, nobody dropped; only
+coursehub's own token may ask it to).
 Adding a student through the CLI, the site file or the formgrader's student
 page ends in the same state.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 from conftest import coursehub, wait_for
 
@@ -92,12 +95,16 @@ def test_changes_apply_live_and_no_session_is_dropped(inst):
             "print('done', count, state)"
         )
         server_before = hal.hub_api("GET", "users/hal").json()["servers"][""]["url"]
-        # a new course (its grader server, route and roles: the hub restarts alone)
+        hub_before = inst.status()["processes"]["hub"]["pid"]
+        # a new course: roles, groups, service and route loaded by the running hub
         r = inst.cli(
             "course", "add", "hist", "--title", "History", "--instructor", "gail",
             "--student", "hal", "--student", "ivy",
         )  # fmt: skip
         assert "courses started: hist" in r.stdout
+        assert "loaded into the running hub (no restart): hist" in r.stdout
+        assert "hub restarted" not in r.stdout
+        assert inst.status()["processes"]["hub"]["pid"] == hub_before
         # a new member of the old course
         inst.cli("member", "add", "geo", "jo")
         out = k.result(busy, timeout=120)
@@ -115,6 +122,47 @@ def test_changes_apply_live_and_no_session_is_dropped(inst):
     login(inst, "ivy")
     assert inst.status()["processes"]["grader-hist"]["ok"]
     assert Path(str(inst.site_file) + ".bak").exists()
+    assert inst.status()["processes"]["hub"]["pid"] == hub_before
+
+
+def test_only_coursehub_may_load_courses_into_the_hub(inst):
+    """POST /hub/coursehub/courses needs coursehub's own scope: a person's token, an
+    admin-less instructor's and a grader service's are refused; coursehub's works."""
+    url = f"{inst.url}hub/coursehub/courses"
+    secrets = json.loads((inst.data_dir / "secrets" / "secrets.json").read_text())
+    gail = login(inst, "gail")
+    person_token = gail.hub_api("POST", "users/gail/tokens", json={}).json()["token"]
+    for who, token in [
+        ("an instructor", person_token),
+        ("a grader service", secrets["service_token:geo"]),
+        ("nobody", "not-a-token"),
+    ]:
+        r = requests.post(url, headers={"Authorization": f"token {token}"}, timeout=30)
+        assert r.status_code == 403, (who, r.status_code, r.text)
+    r = requests.post(
+        url, headers={"Authorization": f"token {secrets['automation_token']}"}, timeout=30
+    )
+    assert r.status_code == 200 and r.json() == {"loaded": []}, r.text
+
+
+def test_a_hub_start_after_a_live_course_finds_it_as_loaded(inst):
+    """What the running hub loaded is what a start with the new config loads: after a
+    hub restart the course still works and the hub log has no service conflict."""
+    inst.cli("course", "add", "art", "--title", "Art", "--instructor", "gail")
+    log = Path(inst.status()["processes"]["hub"]["log"])
+    start = len(log.read_text())
+    hub_before = inst.status()["processes"]["hub"]["pid"]
+    # a new admin is loaded at hub start only: the hub restarts, and says why
+    data = site(inst)
+    data["admins"] = ["ada"]
+    inst.site_file.write_text(yaml.safe_dump(data))
+    assert "hub restarted (admins changed)" in inst.up().stdout
+    assert inst.status()["processes"]["hub"]["pid"] != hub_before
+    gail = login(inst, "gail")
+    assert gail.visit("services/art/formgrader").status_code == 200
+    after = log.read_text()[start:]
+    assert "runtime-created service" not in after, after[-2000:]
+    assert "No problems found" in inst.cli("doctor").stdout
 
 
 def test_member_import_list_and_remove(inst, open_tmp):

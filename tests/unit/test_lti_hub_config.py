@@ -47,7 +47,13 @@ def test_authenticator_from_the_hub_config(tmp_path, fake_secrets):
     assert not auth.check_allowed("mallory")
     assert auth.check_allowed("mallory", {"name": "mallory"})  # a verified launch
     paths = {route for route, _ in auth.get_handlers(None)}
-    assert paths == {"/lti/launch", "/lti11/config", r"/lti/preparing/([^/]+)", "/login"}
+    assert paths == {
+        "/lti/launch",
+        "/lti11/config",
+        r"/lti/preparing/([^/]+)",
+        "/login",
+        "/coursehub/courses",  # new courses into the running hub (coursehub's token only)
+    }
 
 
 def test_credentials_from_the_site_file_win_over_the_environment():

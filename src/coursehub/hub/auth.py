@@ -11,6 +11,7 @@ from jupyterhub.auth import Authenticator
 from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
 from traitlets import Set, Unicode
 
+from .live import live_handlers
 from .spawner import load_plan
 
 
@@ -34,6 +35,9 @@ class _SiteOnly(Authenticator):
 
     def check_allowed(self, username, authentication=None):
         return username in self._people()
+
+    def get_handlers(self, app):
+        return [*super().get_handlers(app), *live_handlers()]
 
     async def authenticate(self, handler, data):
         # refuse before the password is looked at: first-use would store one

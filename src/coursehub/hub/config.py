@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from traitlets.config import Config
 
-from ..plan import SERVICE_NAME, Plan, load_plan
+from ..plan import LOAD_COURSES_SCOPE, SERVICE_NAME, Plan, load_plan
 from ..runas import find_nss_wrapper
 from ..secrets import COOKIE_SECRET_FILE, load_secrets, load_shared_passwords
 from ..site import LTI_TYPES
@@ -20,6 +20,29 @@ AUTHENTICATORS = {
     "lti11": "coursehub.hub.lti.CourseLTI11Authenticator",
     "lti13": "coursehub.hub.lti.CourseLTI13Authenticator",
 }
+
+
+CUSTOM_SCOPES = {
+    LOAD_COURSES_SCOPE: {
+        "description": "Load the site file's new courses into the running hub (roles, "
+        "groups, grader services) without a restart.",
+    },
+}
+
+
+def course_service(plan: Plan, course_id: str, token: str) -> dict:
+    """The hub service of a course's grader server (external: coursehub starts it)."""
+    g = plan.courses[course_id]
+    return {
+        "name": course_id,
+        "url": g.url,
+        "api_token": token,
+        "oauth_client_id": g.oauth_client_id,
+        "oauth_redirect_uri": f"{g.prefix}oauth_callback",
+        "oauth_no_confirm": True,
+        "display": True,
+        "info": {"title": g.title, "kind": "nbgrader grader service"},
+    }
 
 
 def hub_config(
@@ -78,20 +101,10 @@ def hub_config(
     # One grader service per course, named exactly as the course; coursehub
     # starts them itself (external services) so the hub never waits for them.
     services = [{"name": SERVICE_NAME, "api_token": secrets["automation_token"], "display": False}]
-    for cid, g in plan.courses.items():
-        services.append(
-            {
-                "name": cid,
-                "url": g.url,
-                "api_token": secrets[f"service_token:{cid}"],
-                "oauth_client_id": g.oauth_client_id,
-                "oauth_redirect_uri": f"{g.prefix}oauth_callback",
-                "oauth_no_confirm": True,
-                "display": True,
-                "info": {"title": g.title, "kind": "nbgrader grader service"},
-            }
-        )
+    for cid in plan.courses:
+        services.append(course_service(plan, cid, secrets[f"service_token:{cid}"]))
     hub.services = services
+    hub.custom_scopes = CUSTOM_SCOPES
 
     # Servers of people.
     hub.spawner_class = "coursehub.hub.spawner.CourseLocalSpawner"

@@ -10,10 +10,10 @@ window, OAuth 1 signature). On top of it coursehub:
 - writes membership changes back to the site file and applies them to the
   running hub (users, groups, gradebook) without a restart;
 - creates the course of an instructor's first launch from an unknown context:
-  site file, then `coursehub up` applies it (grader server, folders,
-  gradebook, and a hub restart to load its roles and service, while the proxy
-  keeps everyone connected); the person is logged in already and a page waits
-  for the course, then opens its formgrader;
+  site file, then `coursehub up` applies it (folders, gradebook, the course's
+  roles, groups and service loaded into this running hub, its grader server
+  started: no restart, nobody's session dropped); the person is logged in
+  already and a page waits for the course, then opens its formgrader;
 - sends the person where they work: students to their server, instructors to
   the course's formgrader.
 
@@ -72,6 +72,7 @@ from ..lti.outcomes import OutcomeStore
 from ..plan import Plan
 from ..site import load_site
 from ..sitefile import change_site
+from .live import live_handlers
 from .spawner import load_plan
 
 NONCE_DB = "lti-nonces.sqlite"
@@ -170,8 +171,10 @@ class _CourseLaunch(Authenticator):
             self.log.info("LTI launch applied: %s", line)
 
     def _apply_in_background(self, site_file: str, course_id: str) -> None:
-        """`coursehub up` on the running installation: it starts the course's grader
-        server and restarts this hub (a new course's roles and service load at start)."""
+        """`coursehub up` on the running installation: it makes the course's folders and
+        gradebook, loads the course into this hub (POST /hub/coursehub/courses) and has
+        the supervisor start its grader server. It runs apart from the hub so that the
+        launch's answer (the preparing page) does not wait for it."""
         log = Path(self.data_dir, "logs", "lti-apply.log")
         with open(log, "ab") as out:
             os.chmod(log, 0o600)
@@ -181,11 +184,11 @@ class _CourseLaunch(Authenticator):
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,  # outlives the hub restart it causes
+                start_new_session=True,  # not a child of the hub: a hub stop leaves it be
                 env={k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")},
             )  # fmt: skip
         self.log.info(
-            "LTI launch: creating course %s (grader server, then a hub restart)", course_id
+            "LTI launch: creating course %s (folders, gradebook, grader server)", course_id
         )
 
 
@@ -205,9 +208,8 @@ class CourseLTI11LaunchHandler(LTI11AuthenticateHandler):
 class CoursePreparingHandler(BaseHandler):
     """GET /hub/lti/preparing/{course}: wait for a course a launch is creating.
 
-    The hub restarts while the course is made; the page (loaded before) keeps
-    asking ?ready=1 until the hub answers again with the course's grader up,
-    then opens its formgrader. The login cookie survives the restart.
+    The page keeps asking ?ready=1 until the hub has the course's service, its
+    grader server answers and the proxy routes it, then opens its formgrader.
     """
 
     @web.authenticated
@@ -252,7 +254,7 @@ async function poll() {{
   try {{
     const r = await fetch({ready}, {{cache: "no-store", credentials: "same-origin"}});
     if (r.ok) {{ const s = await r.json(); if (s.ready) {{ location.href = s.url; return; }} }}
-  }} catch (e) {{}}  // the hub restarts once meanwhile
+  }} catch (e) {{}}  // a moment without the network: ask again
   setTimeout(poll, 1500);
 }}
 poll();
@@ -276,6 +278,7 @@ class CourseLTI11Authenticator(_CourseLaunch, LTI11Authenticator):
             ("/lti11/config", LTI11ConfigHandler),
             (r"/lti/preparing/([^/]+)", CoursePreparingHandler),
             ("/login", OpenFromLMSHandler),
+            *live_handlers(),
         ]
 
     async def authenticate(self, handler, data=None):
@@ -382,6 +385,7 @@ class CourseLTI13Authenticator(_CourseLaunch, LTI13Authenticator):
             ("/lti13/jwks", ToolJWKSHandler),
             (r"/lti/preparing/([^/]+)", CoursePreparingHandler),
             ("/login", OpenFromLMSHandler),
+            *live_handlers(),
         ]
 
     async def authenticate(self, handler, data=None):

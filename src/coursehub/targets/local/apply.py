@@ -1,10 +1,12 @@
 """Apply the site file to an installation, running or not, without dropping anyone.
 
 People and course membership go to the hub through its API (users, groups),
-to each course's gradebook, and to the folders of the Plan. A change of the
-set of courses (or of admins or roles) also needs the hub to load new roles
-and services: the supervisor then starts and stops grader servers and
-restarts the hub alone, while the proxy keeps every user connected.
+to each course's gradebook, and to the folders of the Plan. A new course is
+loaded into the running hub (its roles, groups and grader service; see
+coursehub.hub.live) and the supervisor starts its grader server: nobody's
+session or server notices. What the hub reads at start only (admins, the
+authenticator, a course removed, a grader's new address) makes the supervisor
+restart the hub alone, while the proxy keeps every user connected.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class Applied:
     courses_added: list[str] = field(default_factory=list)
     courses_removed: list[str] = field(default_factory=list)
     hub_restarted: bool = False
+    restart_reasons: list[str] = field(default_factory=list)
+    hub_loaded: list[str] = field(default_factory=list)
     running: bool = False
 
     def lines(self) -> list[str]:
@@ -63,8 +67,11 @@ class Applied:
             out.append(f"courses started: {', '.join(self.courses_added)}")
         if self.courses_removed:
             out.append(f"courses stopped (their files are kept): {', '.join(self.courses_removed)}")
+        if self.hub_loaded:
+            out.append(f"loaded into the running hub (no restart): {', '.join(self.hub_loaded)}")
         if self.hub_restarted:
-            out.append("hub restarted to load the new courses' roles (users stayed connected)")
+            why = "; ".join(self.restart_reasons) or "to load the change"
+            out.append(f"hub restarted ({why}); users stayed connected")
         if self.users_added:
             out.append(f"hub users created: {some(self.users_added)}")
         out += self.group_changes
@@ -74,17 +81,48 @@ class Applied:
         return out
 
 
-def hub_needs_restart(old: Plan, new: Plan) -> bool:
-    """Roles, services and admins are loaded by the hub at start only."""
+def hub_changes(old: Plan, new: Plan) -> bool:
+    """Whether the hub's roles or services change at all (people and groups aside)."""
     return (
         old.roles != new.roles
-        or old.admins != new.admins
         or set(old.courses) != set(new.courses)
-        or any(
-            old.courses[c].url != new.courses[c].url for c in set(old.courses) & set(new.courses)
-        )
-        or old.auth != new.auth
+        or bool(hub_restart_reasons(old, new))
     )
+
+
+def _read_at_start(auth: dict) -> dict:
+    # the LMS context -> course mapping is read at every launch, not at hub start
+    return {k: v for k, v in auth.items() if k != "contexts"}
+
+
+def hub_restart_reasons(old: Plan, new: Plan) -> list[str]:
+    """What only a hub start loads. New courses and roles, new scopes and new role
+    holders are loaded into the running hub instead (coursehub.hub.live)."""
+    reasons = []
+    if old.admins != new.admins:
+        reasons.append("admins changed")
+    if _read_at_start(old.auth) != _read_at_start(new.auth):
+        reasons.append("the login changed")
+    removed = sorted(set(old.courses) - set(new.courses))
+    if removed:
+        reasons.append(f"courses removed: {', '.join(removed)}")
+    moved = sorted(
+        c for c in set(old.courses) & set(new.courses) if old.courses[c].url != new.courses[c].url
+    )
+    if moved:
+        reasons.append(f"grader servers moved: {', '.join(moved)}")
+    now = {r.name: r for r in new.roles}
+    for role in old.roles:
+        after = now.get(role.name)
+        if after is None:
+            reasons.append(f"role {role.name} removed")
+        elif not (
+            set(role.users) <= set(after.users)
+            and set(role.groups) <= set(after.groups)
+            and set(role.services) <= set(after.services)
+        ):
+            reasons.append(f"role {role.name} lost holders")
+    return reasons
 
 
 class Busy(RuntimeError):
@@ -247,6 +285,39 @@ def _hub_has_services(plan: Plan, courses: set[str]) -> bool:
         return False
 
 
+class HubLoadError(RuntimeError):
+    """The running hub could not load the new courses itself."""
+
+
+def load_into_hub(plan: Plan) -> list[str]:
+    """Ask the running hub to load the Plan's new courses (roles, groups, services)."""
+    url = plan.hub_api_url.rsplit("/api", 1)[0] + "/coursehub/courses"
+    token = load_secrets(plan.paths.secrets)["automation_token"]
+    try:
+        r = requests.post(url, headers={"Authorization": f"token {token}"}, timeout=60)
+    except requests.RequestException as err:
+        raise HubLoadError(f"the hub did not answer ({err})") from None
+    if r.status_code != 200:
+        raise HubLoadError(f"the hub could not load them ({r.status_code}: {r.text[:200]})")
+    return r.json()["loaded"]
+
+
+def _reload(
+    inst: Installation, pid: int, sig: int, timeout: float, progress: Callable[[str], None]
+) -> None:
+    """Signal the supervisor (SIGHUP: restart the hub too; SIGUSR1: grader servers only)
+    and wait until it reloaded and everything answers."""
+    before = _reloads(inst)
+    os.kill(pid, sig)
+    deadline = time.monotonic() + timeout
+    while _reloads(inst) <= before:  # an old hub must be gone before health counts
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the supervisor did not reload; see {inst.log_file}")
+        time.sleep(0.2)
+    if not wait_healthy(inst, max(deadline - time.monotonic(), 1.0), progress):
+        raise RuntimeError(f"the installation is not healthy after the change; see {inst.log_file}")
+
+
 def apply_site(
     inst: Installation,
     site_file: str,
@@ -268,25 +339,27 @@ def apply_site(
             courses_removed=sorted(set(old.courses) - set(new.courses)),
             running=bool(pid),
         )
-        if pid:
-            if hub_needs_restart(old, new) or result.courses_added or result.courses_removed:
-                progress("asking the supervisor to start new grader servers and reload the hub")
-                before = _reloads(inst)
-                os.kill(pid, signal.SIGHUP)
+        if pid and hub_changes(old, new):
+            result.restart_reasons = hub_restart_reasons(old, new)
+            if not result.restart_reasons:
+                progress("loading the new courses into the running hub")
+                try:
+                    result.hub_loaded = load_into_hub(new)
+                except HubLoadError as err:
+                    result.restart_reasons = [f"{err}; restarting it instead"]
+            if result.restart_reasons:
+                progress("asking the supervisor to start new grader servers and restart the hub")
+                _reload(inst, pid, signal.SIGHUP, timeout, progress)
                 result.hub_restarted = True
-                deadline = time.monotonic() + timeout
-                while _reloads(inst) <= before:  # the old hub must be gone before health counts
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"the supervisor did not reload; see {inst.log_file}")
-                    time.sleep(0.2)
-                if not wait_healthy(inst, timeout, progress):
-                    raise RuntimeError(
-                        f"the installation is not healthy after the change; see {inst.log_file}"
-                    )
-                while not _hub_has_services(new, set(new.courses)):
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("the hub did not load the new courses; see its log")
-                    time.sleep(0.3)
+            else:
+                progress("asking the supervisor to start the new grader servers")
+                _reload(inst, pid, signal.SIGUSR1, timeout, progress)
+            deadline = time.monotonic() + timeout
+            while not _hub_has_services(new, set(new.courses)):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the hub did not load the new courses; see its log")
+                time.sleep(0.3)
+        if pid:
             result.users_added, result.group_changes = sync_hub(new)
         result.gradebook_added = sync_gradebooks(inst, new)
         return result

@@ -169,6 +169,7 @@ class Supervisor:
         self.state_file = state_file
         self.stopping = False
         self.reload_requested = False
+        self.hub_restart_requested = False
         self.reloads = 0  # completed reloads, for whoever asked for one
         self.on_event = on_event or (lambda msg: None)
         self.respec = respec
@@ -245,11 +246,13 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGHUP, self._on_reload)
+        signal.signal(signal.SIGUSR1, self._on_reload)
         next_periodic = time.monotonic() + self.period
         while not self.stopping:
             if self.reload_requested:
-                self.reload_requested = False
-                self.reload()
+                restart_hub = self.hub_restart_requested
+                self.reload_requested = self.hub_restart_requested = False
+                self.reload(restart_hub)
             self.check_children()
             if self.periodic and time.monotonic() >= next_periodic:
                 try:
@@ -261,11 +264,15 @@ class Supervisor:
         self.stop_all()
 
     def _on_reload(self, signum, frame) -> None:
+        # SIGHUP: the hub must restart too (it loads admins and auth at start only);
+        # SIGUSR1: the hub took the change live, only grader servers come and go
         self.reload_requested = True
+        if signum == signal.SIGHUP:
+            self.hub_restart_requested = True
 
-    def reload(self) -> None:
-        """Take up a changed Plan: start new grader servers, stop removed ones,
-        restart the hub alone (the proxy keeps users connected)."""
+    def reload(self, restart_hub: bool = True) -> None:
+        """Take up a changed Plan: start new grader servers, stop removed ones and,
+        when asked, restart the hub alone (the proxy keeps users connected)."""
         if self.respec is None:
             return
         specs = {s.name: s for s in self.respec()}
@@ -283,7 +290,7 @@ class Supervisor:
             else:
                 self.children[name].spec = spec
         hub = self.children.get("hub")
-        if hub is not None:
+        if hub is not None and restart_hub:
             if hub.alive:
                 terminate_all([hub.proc.pid], 10.0)
                 hub.proc.wait()
