@@ -43,6 +43,8 @@ _SERVER_EXTENSIONS = {
     "course_list": "nbgrader.server_extensions.course_list",
     "formgrader": "nbgrader.server_extensions.formgrader",
     "validate_assignment": "nbgrader.server_extensions.validate_assignment",
+    # the Assignments panel opens on the course of the last LMS launch (with assignment_list)
+    "launched_course": "coursehub.launched_course",
 }
 # Server extensions no environment uses: off everywhere. jupyter_lsp (language servers; none
 # is installed) runs `npm prefix -g` and scans for servers at every server start.
@@ -56,8 +58,10 @@ _LAB_PLUGINS = {
 }
 # What each environment gets (anything not listed is off, on the server and in Lab).
 EXTENSIONS: dict[str, frozenset[str]] = {
-    STUDENT: frozenset({"assignment_list", "validate_assignment"}),
-    INSTRUCTOR: frozenset({"assignment_list", "course_list", "validate_assignment"}),
+    STUDENT: frozenset({"assignment_list", "launched_course", "validate_assignment"}),
+    INSTRUCTOR: frozenset(
+        {"assignment_list", "launched_course", "course_list", "validate_assignment"}
+    ),
     GRADER: frozenset({"create_assignment", "formgrader", "validate_assignment"}),
     STANDARD: frozenset(),
 }
@@ -783,6 +787,8 @@ def derive(
             if getattr(site.auth, key):
                 auth[key] = getattr(site.auth, key)
         auth["contexts"] = dict(site.auth.contexts)
+        if site.auth.deployment_ids:
+            auth["deployment_ids"] = list(site.auth.deployment_ids)
 
     return Plan(
         org=site.org,

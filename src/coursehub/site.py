@@ -99,6 +99,11 @@ SCHEMA: dict[str, Any] = {
                 "authorize_url": {"type": "string"},
                 "token_url": {"type": "string"},
                 "contexts": {"type": "object", "additionalProperties": {"type": "string"}},
+                "deployment_ids": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"type": "string", "minLength": 1},
+                },
             },
         },
         "admins": _NAME_LIST,
@@ -127,7 +132,15 @@ _AUTH_OPTIONS = {
     "shared-password": {"user_password", "admin_password"},
     # LMS launches; key and secret may come from LTI_CONSUMER_KEY / LTI_SHARED_SECRET instead
     "lti11": {"consumer_key", "shared_secret", "contexts"},
-    "lti13": {"issuer", "client_id", "jwks_url", "authorize_url", "token_url", "contexts"},
+    "lti13": {
+        "issuer",
+        "client_id",
+        "jwks_url",
+        "authorize_url",
+        "token_url",
+        "contexts",
+        "deployment_ids",
+    },
 }
 _LTI13_REQUIRED = ("issuer", "client_id", "jwks_url", "authorize_url")
 _LTI13_URLS = ("issuer", "jwks_url", "authorize_url", "token_url")
@@ -168,6 +181,8 @@ class Auth:
     authorize_url: str | None = None
     token_url: str | None = None
     contexts: tuple[tuple[str, str], ...] = ()  # LMS context id -> course id
+    # LTI 1.3: the LMS deployments whose launches are accepted (none listed: all of the client)
+    deployment_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -421,9 +436,10 @@ def parse_site(data: Any, source: str = "site file") -> Site:
             **{
                 k: auth_data.get(k)
                 for k in _AUTH_OPTIONS["lti13"] | {"consumer_key", "shared_secret"}
-                if k != "contexts"
+                if k not in ("contexts", "deployment_ids")
             },
             contexts=tuple(_mapping(auth_data.get("contexts")).items()),
+            deployment_ids=tuple(auth_data.get("deployment_ids") or ()),
         ),
         admins=tuple(admins),
         people=tuple(people),
@@ -537,9 +553,11 @@ def site_to_data(site: Site) -> dict[str, Any]:
     if site.auth.type == "first-use":
         auth["min_password_length"] = site.auth.min_password_length
     elif site.auth.type in LTI_TYPES:
-        for key in sorted(_AUTH_OPTIONS[site.auth.type] - {"contexts"}):
+        for key in sorted(_AUTH_OPTIONS[site.auth.type] - {"contexts", "deployment_ids"}):
             if getattr(site.auth, key) is not None:
                 auth[key] = getattr(site.auth, key)
+        if site.auth.deployment_ids:
+            auth["deployment_ids"] = list(site.auth.deployment_ids)
         if site.auth.contexts:
             auth["contexts"] = dict(site.auth.contexts)
     else:

@@ -50,10 +50,13 @@ def inst(platform):
             "jwks_url": platform.jwks_url,
             "authorize_url": platform.authorize_url,
             "token_url": platform.token_url,
-            "contexts": {"ctx-intro": "intro"},
+            "contexts": {"ctx-intro": "intro", "ctx-zoo": "zoology"},
         },
         "people": ["ines"],
-        "courses": [{"id": "intro", "title": "Intro", "instructors": ["ines"], "students": []}],
+        "courses": [
+            {"id": "intro", "title": "Intro", "instructors": ["ines"], "students": []},
+            {"id": "zoology", "title": "Zoology", "instructors": ["ines"], "students": []},
+        ],
     }
     installation = Installation(site, "lti13")
     try:
@@ -172,6 +175,29 @@ def test_role_claimed_through_a_custom_claim_is_ignored(inst, platform):
     r = platform.launch(requests.Session(), inst.url, claims)
     assert r.status_code == 403 and "gives you no role" in r.text
     assert name(platform, "u-1003") not in site_data(inst).get("people", [])
+
+
+def test_a_deployment_not_listed_is_refused(inst, platform):
+    """auth.deployment_ids (read at each launch: no hub restart) limits the client id's
+    launches to the deployments listed."""
+    original = inst.site_file.read_text()
+    hub_before = _hub_pid(inst)
+    try:
+        for listed, status in [(["deployment-other"], 403), ([platform.deployment_id], 302)]:
+            data = site_data(inst)
+            data["auth"]["deployment_ids"] = listed
+            inst.site_file.write_text(yaml.safe_dump(data))
+            inst.up()
+            r = platform.launch(
+                requests.Session(), inst.url, platform.claims("u-3010", [LEARNER], "ctx-intro")
+            )
+            assert r.status_code == status, (listed, r.status_code, r.text[:300])
+            if status == 403:
+                assert "auth.deployment_ids" in r.text
+        assert _hub_pid(inst) == hub_before
+    finally:
+        inst.site_file.write_text(original)
+        inst.up()
 
 
 def test_replayed_id_token_is_refused_also_after_a_hub_restart(inst, platform):
@@ -324,5 +350,78 @@ def test_student_lands_in_the_assignment_list_in_a_real_browser(inst, platform):
             expect(panel).to_be_visible(timeout=60_000)
             expect(panel).to_contain_text("ps1", timeout=30_000)
             page.screenshot(path=str(shots / "lti13-student-landing.png"))
+        finally:
+            browser.close()
+
+
+def test_a_student_of_two_courses_lands_on_the_launched_one_in_a_real_browser(inst, platform):
+    """nbgrader's panel opens on the alphabetically first course; a launch from the LMS
+    page of another course opens on that one, the others still in the menu. A launch
+    that joins a course while the student's server runs restarts that server (it
+    started without the course's group and could not read its exchange)."""
+    from browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"needs Debian's Chromium at {CHROMIUM}")
+    from playwright.sync_api import expect, sync_playwright
+
+    ines = Person(inst.url, name(platform, "u-ines"))
+    r = platform.launch(ines.s, inst.url, platform.claims("u-ines", [INSTRUCTOR], "ctx-zoo"))
+    assert r.status_code == 302
+    create_and_release(ines, "zoology", "zp1")
+    s = requests.Session()
+    who = name(platform, "u-3005")
+    me = Person(inst.url, who)
+    me.s = s
+
+    def started() -> str:
+        return me.hub_api("GET", f"users/{who}").json()["servers"][""]["started"]
+
+    def launch_from(context: str) -> str:
+        r = platform.launch(s, inst.url, platform.claims("u-3005", [LEARNER], context))
+        assert r.status_code == 302, r.text[:300]
+        return inst.url.rstrip("/") + r.headers["Location"]
+
+    landing = launch_from("ctx-intro")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 800})
+            context.add_cookies(
+                [
+                    {
+                        "name": c.name,
+                        "value": c.value,
+                        "url": inst.url.rstrip("/") + (c.path or "/"),
+                    }
+                    for c in s.cookies
+                ]
+            )
+            page = context.new_page()
+
+            def panel_on(url: str, course_id: str, listed: str):
+                page.goto(url, timeout=90_000)
+                page.wait_for_url(f"**/user/{who}/lab/workspaces/coursehub-assignments**")
+                panel = page.locator("#nbgrader-assignment-list")
+                expect(panel).to_be_visible(timeout=60_000)
+                expect(panel.locator("#course_list_default")).to_have_text(
+                    course_id, timeout=30_000
+                )
+                expect(panel).to_contain_text(listed, timeout=30_000)
+                return panel
+
+            panel_on(landing, "intro", "ps1")  # the server starts with intro alone
+            first_start = started()
+            # the LMS page of zoology: joins it while the server runs
+            landing = launch_from("ctx-zoo")
+            assert who in course(inst, "zoology")["students"]
+            panel = panel_on(landing, "zoology", "zp1")
+            panel.locator("#course_list_dropdown").click()
+            expect(panel.locator("#course_list li")).to_have_count(2)  # intro is still there
+            second_start = started()
+            assert second_start != first_start, "the server could not see zoology: not restarted"
+            # back from intro's page: intro first again, the same server
+            panel_on(launch_from("ctx-intro"), "intro", "ps1")
+            assert started() == second_start
         finally:
             browser.close()

@@ -221,6 +221,12 @@ def test_a_course_named_like_a_service_is_refused():
         render_all(make_input(data))
 
 
+def test_lms_launches_are_refused_on_a_docker_host_with_the_reason():
+    data = two_course_data({"type": "lti11", "consumer_key": "k", "shared_secret": "s" * 32})
+    with pytest.raises(ComposeError, match=r"auth.type: 'lti11' .*runs on one machine"):
+        render_all(make_input(data))
+
+
 # env files
 
 

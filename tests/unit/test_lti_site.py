@@ -73,3 +73,29 @@ def test_lti13_urls_are_https_except_on_loopback():
 def test_options_of_another_auth_type_are_refused():
     found = problems({"type": "lti11", "issuer": "https://x"})
     assert found == ["auth.issuer: belongs to auth type 'lti13', not 'lti11'; remove it"]
+
+
+LTI13 = {
+    "type": "lti13",
+    "issuer": "https://lms.example.edu",
+    "client_id": "10000000000001",
+    "jwks_url": "https://lms.example.edu/api/lti/security/jwks",
+    "authorize_url": "https://lms.example.edu/api/lti/authorize_redirect",
+}
+
+
+def test_lti13_deployment_ids_are_kept_and_written_back():
+    s = parse_site(site({**LTI13, "deployment_ids": ["1:abc", "2:def"]}))
+    assert s.auth.deployment_ids == ("1:abc", "2:def")
+    assert site_to_data(s)["auth"]["deployment_ids"] == ["1:abc", "2:def"]
+    assert parse_site(site_to_data(s)).auth == s.auth
+    assert parse_site(site(LTI13)).auth.deployment_ids == ()  # every deployment
+
+
+def test_lti13_bad_deployment_ids_name_the_field():
+    for bad in ["1:abc", [], [""], [3]]:
+        found = problems({**LTI13, "deployment_ids": bad})
+        assert found and all(p.startswith("auth.deployment_ids") for p in found), (bad, found)
+    assert problems({"type": "lti11", "deployment_ids": ["x"]}) == [
+        "auth.deployment_ids: belongs to auth type 'lti13', not 'lti11'; remove it"
+    ]

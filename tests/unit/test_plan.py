@@ -112,6 +112,10 @@ def test_student_extensions(plan):
     assert ext["nbgrader.server_extensions.course_list"] is False
     assert ext["nbgrader.server_extensions.assignment_list"] is True
     assert ext["nbgrader.server_extensions.validate_assignment"] is True
+    # the Assignments panel opens on the launched course; it sorts before nbgrader, so
+    # Jupyter Server (alphabetical load order) routes GET /courses to it first
+    assert ext["coursehub.launched_course"] is True
+    assert "coursehub.launched_course" < "nbgrader.server_extensions.assignment_list"
     disabled = student["disabled_lab_plugins"]
     assert "@jupyter/nbgrader:formgrader" in disabled
     assert "@jupyter/nbgrader:create-assignment" in disabled
@@ -130,6 +134,7 @@ def test_grader_extensions(plan):
     ext = grader["jpserver_extensions"]
     assert ext["nbgrader.server_extensions.formgrader"] is True
     assert ext["nbgrader.server_extensions.assignment_list"] is False
+    assert ext["coursehub.launched_course"] is False
     assert "@jupyter/nbgrader:formgrader" not in grader["disabled_lab_plugins"]
     assert "@jupyter/nbgrader:create-assignment" not in grader["disabled_lab_plugins"]
 

@@ -14,13 +14,16 @@ window, OAuth 1 signature). On top of it coursehub:
   roles, groups and service loaded into this running hub, its grader server
   started: no restart, nobody's session dropped); the person is logged in
   already and a page waits for the course, then opens its formgrader;
-- sends the person where they work: students to their server, instructors to
-  the course's formgrader.
+- sends the person where they work: students to their server's Assignments
+  panel on the launch's course (a server that started before the launch joined
+  them to the course is restarted, or it could not read the course), instructors
+  to the course's formgrader.
 
 LTI 1.3 (CourseLTI13Authenticator): ltiauthenticator runs the OIDC login
 (state and nonce cookies) and checks the id_token (signature against the
 platform's JWKS, RS256 only, issuer, audience, expiry, age, required claims);
-coursehub adds the durable nonce store and serves its own public key
+coursehub checks the deployment id against the site file's auth.deployment_ids
+(when listed), adds the durable nonce store and serves its own public key
 (GET /hub/lti13/jwks) for the LMS to check grade-passback requests.
 
 A direct visit to /hub/login shows a page that says to open coursehub from
@@ -76,6 +79,7 @@ from .live import live_handlers
 from .spawner import load_plan
 
 NONCE_DB = "lti-nonces.sqlite"
+DEPLOYMENT_CLAIM = "https://purl.imsglobal.org/spec/lti/claim/deployment_id"
 OUTCOMES_DB = "lti-outcomes.sqlite"
 
 
@@ -134,8 +138,12 @@ class _CourseLaunch(Authenticator):
         else:
             if decision.join:
                 await asyncio.to_thread(self._join, site_file, decision)
+                if decision.role == "student":
+                    await self._restart_to_see(handler, decision)
             if decision.role == "student":
-                await asyncio.to_thread(self._assignments_workspace, decision.name)
+                await asyncio.to_thread(
+                    self._assignments_workspace, decision.name, decision.course_id
+                )
             handler.coursehub_landing = landing_path(self._base_url(), decision)
         self.log.info(
             "LTI launch: %s as %s of %s%s",
@@ -146,11 +154,26 @@ class _CourseLaunch(Authenticator):
         )
         return {"name": decision.name}
 
-    def _assignments_workspace(self, name: str) -> None:
-        """The Lab workspace the student lands in (Assignments open); written at every
-        launch, since the person may have closed the panel in it since."""
+    async def _restart_to_see(self, handler, decision: Decision) -> None:
+        """A server keeps the groups it started with, so one that runs since before this
+        launch joined the course cannot read the course's exchange. It is stopped here
+        (the person's files stay; running kernels stop) and the landing starts it again."""
+        user = handler.find_user(decision.name)
+        if user is None or not user.spawner.ready:
+            return
+        self.log.info(
+            "LTI launch: restarting %s's server to open %s (it started before joining)",
+            decision.name,
+            decision.course_id,
+        )
+        await handler.stop_single_user(user)
+
+    def _assignments_workspace(self, name: str, course_id: str) -> None:
+        """The Lab workspace the student lands in (Assignments open, on the launch's
+        course); written at every launch, since the person may have closed the panel in
+        it since and may come from another course's page now."""
         try:
-            write_assignments_workspace(load_plan(self.plan_file), name)
+            write_assignments_workspace(load_plan(self.plan_file), name, course_id)
         except (OSError, RuntimeError, subprocess.SubprocessError) as err:
             self.log.warning("LTI launch: no assignments workspace for %s: %s", name, err)
 
@@ -392,6 +415,16 @@ class CourseLTI13Authenticator(_CourseLaunch, LTI13Authenticator):
         # ltiauthenticator checked the id_token and its cookie-bound nonce; the nonce is
         # also recorded durably, so the same id_token is refused after a hub restart too
         claims = data or {}
+        accepted = load_plan(self.plan_file).auth.get("deployment_ids") or []
+        deployment = claims.get(DEPLOYMENT_CLAIM)
+        if accepted and deployment not in accepted:
+            self.log.warning("LTI 1.3 launch refused: deployment %r not accepted", deployment)
+            raise web.HTTPError(
+                403,
+                "This LMS deployment of coursehub (%s) is not one this hub accepts; "
+                "an administrator can add it to auth.deployment_ids in the site file.",
+                deployment,
+            )
         nonce, issuer = claims.get("nonce"), claims.get("iss", "")
         if not isinstance(nonce, str) or not nonce:
             raise web.HTTPError(400, "The launch's id_token has no nonce.")

@@ -22,7 +22,20 @@ from .outcomes import OutcomeError, OutcomeStore, Target, send_lti11_score
 OUTCOMES_DB = "lti-outcomes.sqlite"
 ATTEMPTS = 3  # within one push, before a score waits in the outbox
 
-_READ_SCORES = """
+# A submission's score is final for the LMS once autograde has scored every autogradable
+# (code) grade cell: autograde writes the submission first and its scores after running the
+# notebook, which can take long, and unscored cells would read as 0. Cells graded by hand
+# (written answers) may still wait: the LMS gets the autograded part, then the update.
+_AUTOGRADED = """
+def autograded(submission):
+    return all(g.auto_score is not None
+               for nb in submission.notebooks for g in nb.grades
+               if g.cell.cell_type == "code")
+"""
+
+_READ_SCORES = (
+    _AUTOGRADED
+    + """
 import json, sys
 from nbgrader.api import Gradebook, MissingEntry
 db_url, course_id, assignment = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -33,23 +46,27 @@ with Gradebook(db_url, course_id) as gb:
     except MissingEntry:
         print(json.dumps(None)); sys.exit(0)
     for s in gb.assignment_submissions(assignment):
-        out[s.student_id] = [s.score, s.max_score]
+        if autograded(s):
+            out[s.student_id] = [s.score, s.max_score]
 print(json.dumps(out))
 """
+)
 
 # every assignment's scores at once, for the automatic push (one grader process a course)
-_READ_ALL_SCORES = """
+_READ_ALL_SCORES = (
+    _AUTOGRADED
+    + """
 import json, sys
 from nbgrader.api import Gradebook
 db_url, course_id = sys.argv[1], sys.argv[2]
 out = {}
 with Gradebook(db_url, course_id) as gb:
     for a in gb.assignments:
-        # a submission is in the gradebook once autograded
         out[a.name] = {s.student_id: [s.score, s.max_score]
-                       for s in gb.assignment_submissions(a.name)}
+                       for s in gb.assignment_submissions(a.name) if autograded(s)}
 print(json.dumps(out))
 """
+)
 
 
 class GradesError(RuntimeError):
@@ -272,9 +289,8 @@ def _stamp(inst, course_id: str) -> tuple[int, ...] | None:
         return None
 
 
-# An autograde writes the gradebook several times per submission (the submission first, its
-# grades after): a gradebook changed this recently is read in a later round, so a score is
-# not sent half-made.
+# An autograde writes the gradebook several times per submission: a gradebook changed this
+# recently is read in a later round (and only autograded submissions are read at all).
 GRADEBOOK_SETTLE = 5.0
 
 

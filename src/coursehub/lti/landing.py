@@ -1,4 +1,5 @@
-"""Where a student's launch lands: their Lab with the Assignments panel open.
+"""Where a student's launch lands: their Lab with the Assignments panel open, on
+the launch's course.
 
 JupyterLab has no URL that runs a command, but it opens a named workspace at
 /lab/workspaces/NAME, and restores what the workspace's layout holds. The
@@ -6,7 +7,9 @@ nbgrader extension restores its assignment list (the widget
 'nbgrader-assignment-list:nbgrader-assignment-list') from a workspace, so
 each student launch writes a workspace whose main area holds that widget, in
 the student's workspaces folder and as the student (never as root through a
-folder the student controls), and lands on it.
+folder the student controls), and lands on it. The launch's course goes next
+to it (~/.jupyter/coursehub/launch.json): coursehub.launched_course lists that
+course first, so the panel opens on it.
 """
 
 from __future__ import annotations
@@ -52,23 +55,25 @@ def lab_landing(base_url: str, person: str) -> str:
     return f"{base_url}user/{person}/lab/workspaces/{WORKSPACE}"
 
 
-# Run as the person: makes their workspaces folder and writes the file without
-# following a link they may have put there.
+# Run as the person: makes the folders and writes each file without following a
+# link they may have put there.
 _WRITE = """
-import os, sys
-folder, name, content = sys.argv[1], sys.argv[2], sys.argv[3]
-os.makedirs(folder, mode=0o700, exist_ok=True)
-tmp = os.path.join(folder, "." + name + ".tmp")
-fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-with os.fdopen(fd, "w") as f:
-    f.write(content)
-os.replace(tmp, os.path.join(folder, name))
+import json, os, sys
+for folder, name, content in json.loads(sys.argv[1]):
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    tmp = os.path.join(folder, "." + name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(content)
+    os.replace(tmp, os.path.join(folder, name))
 """
 
 
-def write_assignments_workspace(plan, person: str) -> None:
-    """Write the workspace into `person`'s home, as `person` (their home is made first)."""
+def write_assignments_workspace(plan, person: str, course: str) -> None:
+    """Write the workspace and the launch's course into `person`'s home, as `person`
+    (their home is made first)."""
     from ..folders import make_home
+    from ..launched_course import LAUNCH_FILE
     from ..runas import demote
 
     home = make_home(plan, person)
@@ -83,9 +88,20 @@ def write_assignments_workspace(plan, person: str) -> None:
             "-I",
             "-c",
             _WRITE,
-            os.path.join(home, ".jupyter", "lab", "workspaces"),
-            workspace_file_name(),
-            json.dumps(assignments_workspace()),
+            json.dumps(
+                [
+                    [
+                        os.path.join(home, ".jupyter", "lab", "workspaces"),
+                        workspace_file_name(),
+                        json.dumps(assignments_workspace()),
+                    ],
+                    [
+                        os.path.join(home, os.path.dirname(LAUNCH_FILE)),
+                        os.path.basename(LAUNCH_FILE),
+                        json.dumps({"course": course}),
+                    ],
+                ]
+            ),
         ],
         preexec_fn=demote(account if isolated else None, cwd=home),  # noqa: PLW1509
         capture_output=True,

@@ -32,7 +32,7 @@ from ...plan import (
     page_config_json,
     server_config_json,
 )
-from ...site import Docker, Site, image_namespace
+from ...site import LTI_TYPES, Docker, Site, image_namespace
 from .envfiles import (
     ADMIN_PASSWORD,
     ENV_JHUB,
@@ -156,6 +156,15 @@ def check_renderable(plan: Plan) -> None:
     """What a Docker host needs beyond a valid site file."""
     if plan.layout.kind != SYSTEM:
         raise ComposeError("a Docker host runs a Plan of the system layout")
+    if plan.auth["type"] in LTI_TYPES:
+        raise ComposeError(
+            f"auth.type: {plan.auth['type']!r} (launches from an LMS) runs on one machine "
+            "('coursehub up'), not on a Docker host yet: a launch adds people and courses to "
+            "the site file, the folders and the gradebooks, which the hub's container cannot "
+            "do to the host, and grades go back from coursehub's supervisor, which a Docker "
+            "host does not run. Use 'first-use' or 'shared-password' here, or run "
+            "'coursehub up' on the machine"
+        )
     for i, course in enumerate(plan.courses):
         if course in (PROXY_SERVICE, HUB_SERVICE):
             raise ComposeError(
@@ -232,7 +241,7 @@ def jhub_env_values(inp: ComposeInput) -> dict[str, str]:
         ),
         # a name, not a secret; no ' #' and no line breaks, so compose v1 and v2 read it alike
         "ORGANIZATION_NAME": " ".join(plan.org.replace("#", " ").split()).strip("'\""),
-        "LTI_CONSUMER_KEY": "",  # LTI is not configured by the site file yet
+        "LTI_CONSUMER_KEY": "",  # LMS launches run on one machine only (check_renderable)
         "LTI_SHARED_SECRET": "",
     }
     if inp.shared_passwords:

@@ -91,8 +91,9 @@ def hub_changes(old: Plan, new: Plan) -> bool:
 
 
 def _read_at_start(auth: dict) -> dict:
-    # the LMS context -> course mapping is read at every launch, not at hub start
-    return {k: v for k, v in auth.items() if k != "contexts"}
+    # the LMS context -> course mapping and the accepted deployments are read at every
+    # launch, not at hub start
+    return {k: v for k, v in auth.items() if k not in ("contexts", "deployment_ids")}
 
 
 def hub_restart_reasons(old: Plan, new: Plan) -> list[str]:
