@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+from contextlib import contextmanager
 
 import pytest
 import requests
@@ -304,15 +305,38 @@ def test_no_secret_or_token_in_any_log(inst, platform):
     assert not found, f"secrets in logs: {found}"
 
 
-def test_student_lands_in_the_assignment_list_in_a_real_browser(inst, platform):
-    """Debian's Chromium (driven by Playwright) follows the landing of a launch and shows
-    the Assignments panel open, with the course's released assignment listed."""
-    from browser import CHROMIUM, CHROMIUM_ARGS, SHOTS
+@contextmanager
+def browser_page(inst, session: requests.Session):
+    """A page of Debian's Chromium (driven by Playwright) logged in with `session`'s
+    cookies (those of the launches)."""
+    from browser import CHROMIUM, CHROMIUM_ARGS
 
-    chromium = CHROMIUM
-    if not os.path.exists(chromium):
-        pytest.skip(f"needs Debian's Chromium at {chromium}")
-    from playwright.sync_api import expect, sync_playwright
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"needs Debian's Chromium at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    base = inst.url.rstrip("/")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 800})
+            context.add_cookies(
+                [
+                    {"name": c.name, "value": c.value, "url": base + (c.path or "/")}
+                    for c in session.cookies
+                ]
+            )
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+def test_student_lands_in_the_assignment_list_in_a_real_browser(inst, platform):
+    """Chromium follows the landing of a launch and shows the Assignments panel open, with
+    the course's released assignment listed."""
+    from playwright.sync_api import expect
+
+    from browser import SHOTS
 
     s = requests.Session()
     claims = platform.claims("u-3001", [LEARNER], "ctx-intro", custom={"assignment": "ps1"})
@@ -325,33 +349,14 @@ def test_student_lands_in_the_assignment_list_in_a_real_browser(inst, platform):
     folder = os.path.join(account["home"], ".jupyter", "lab", "workspaces")
     [found] = [f for f in os.listdir(folder) if f.startswith("coursehub-assignments")]
     assert os.stat(os.path.join(folder, found)).st_uid == account["uid"]
-    shots = SHOTS
-    shots.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 800})
-            context.add_cookies(
-                [
-                    {
-                        "name": c.name,
-                        "value": c.value,
-                        "url": inst.url.rstrip("/") + (c.path or "/"),
-                    }
-                    for c in s.cookies
-                ]
-            )
-            page = context.new_page()
-            page.goto(landing, timeout=90_000)
-            page.wait_for_url(
-                f"**/user/{who}/lab/workspaces/coursehub-assignments**", timeout=90_000
-            )
-            panel = page.locator("#nbgrader-assignment-list")
-            expect(panel).to_be_visible(timeout=60_000)
-            expect(panel).to_contain_text("ps1", timeout=30_000)
-            page.screenshot(path=str(shots / "lti13-student-landing.png"))
-        finally:
-            browser.close()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with browser_page(inst, s) as page:
+        page.goto(landing, timeout=90_000)
+        page.wait_for_url(f"**/user/{who}/lab/workspaces/coursehub-assignments**", timeout=90_000)
+        panel = page.locator("#nbgrader-assignment-list")
+        expect(panel).to_be_visible(timeout=60_000)
+        expect(panel).to_contain_text("ps1", timeout=30_000)
+        page.screenshot(path=str(SHOTS / "lti13-student-landing.png"))
 
 
 def test_a_student_of_two_courses_lands_on_the_launched_one_in_a_real_browser(inst, platform):
@@ -359,11 +364,7 @@ def test_a_student_of_two_courses_lands_on_the_launched_one_in_a_real_browser(in
     page of another course opens on that one, the others still in the menu. A launch
     that joins a course while the student's server runs restarts that server (it
     started without the course's group and could not read its exchange)."""
-    from browser import CHROMIUM, CHROMIUM_ARGS
-
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"needs Debian's Chromium at {CHROMIUM}")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     ines = Person(inst.url, name(platform, "u-ines"))
     r = platform.launch(ines.s, inst.url, platform.claims("u-ines", [INSTRUCTOR], "ctx-zoo"))
@@ -383,45 +384,27 @@ def test_a_student_of_two_courses_lands_on_the_launched_one_in_a_real_browser(in
         return inst.url.rstrip("/") + r.headers["Location"]
 
     landing = launch_from("ctx-intro")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 800})
-            context.add_cookies(
-                [
-                    {
-                        "name": c.name,
-                        "value": c.value,
-                        "url": inst.url.rstrip("/") + (c.path or "/"),
-                    }
-                    for c in s.cookies
-                ]
-            )
-            page = context.new_page()
+    with browser_page(inst, s) as page:
 
-            def panel_on(url: str, course_id: str, listed: str):
-                page.goto(url, timeout=90_000)
-                page.wait_for_url(f"**/user/{who}/lab/workspaces/coursehub-assignments**")
-                panel = page.locator("#nbgrader-assignment-list")
-                expect(panel).to_be_visible(timeout=60_000)
-                expect(panel.locator("#course_list_default")).to_have_text(
-                    course_id, timeout=30_000
-                )
-                expect(panel).to_contain_text(listed, timeout=30_000)
-                return panel
+        def panel_on(url: str, course_id: str, listed: str):
+            page.goto(url, timeout=90_000)
+            page.wait_for_url(f"**/user/{who}/lab/workspaces/coursehub-assignments**")
+            panel = page.locator("#nbgrader-assignment-list")
+            expect(panel).to_be_visible(timeout=60_000)
+            expect(panel.locator("#course_list_default")).to_have_text(course_id, timeout=30_000)
+            expect(panel).to_contain_text(listed, timeout=30_000)
+            return panel
 
-            panel_on(landing, "intro", "ps1")  # the server starts with intro alone
-            first_start = started()
-            # the LMS page of zoology: joins it while the server runs
-            landing = launch_from("ctx-zoo")
-            assert who in course(inst, "zoology")["students"]
-            panel = panel_on(landing, "zoology", "zp1")
-            panel.locator("#course_list_dropdown").click()
-            expect(panel.locator("#course_list li")).to_have_count(2)  # intro is still there
-            second_start = started()
-            assert second_start != first_start, "the server could not see zoology: not restarted"
-            # back from intro's page: intro first again, the same server
-            panel_on(launch_from("ctx-intro"), "intro", "ps1")
-            assert started() == second_start
-        finally:
-            browser.close()
+        panel_on(landing, "intro", "ps1")  # the server starts with intro alone
+        first_start = started()
+        # the LMS page of zoology: joins it while the server runs
+        landing = launch_from("ctx-zoo")
+        assert who in course(inst, "zoology")["students"]
+        panel = panel_on(landing, "zoology", "zp1")
+        panel.locator("#course_list_dropdown").click()
+        expect(panel.locator("#course_list li")).to_have_count(2)  # intro is still there
+        second_start = started()
+        assert second_start != first_start, "the server could not see zoology: not restarted"
+        # back from intro's page: intro first again, the same server
+        panel_on(launch_from("ctx-intro"), "intro", "ps1")
+        assert started() == second_start

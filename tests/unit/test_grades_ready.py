@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from nbgrader.api import Gradebook
 
 from coursehub.lti.grades import _READ_ALL_SCORES, _READ_SCORES
@@ -23,6 +24,8 @@ def read(script: str, db: Path, *args: str):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# nbgrader's own add_submission trips SQLAlchemy's autoflush warnings; not ours to fix
+@pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
 def test_a_submission_counts_once_its_code_cells_are_scored(tmp_path: Path, monkeypatch):
     # a new gradebook runs nbgrader's 'alembic' from the environment's bin folder
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")
