@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 from sites import DATA_DIR, two_course_data
 
@@ -89,3 +90,18 @@ def _secrets(plan):
     s = {"proxy_auth_token": "p", "crypt_key": "00" * 32, "automation_token": "a"}
     s.update({f"service_token:{c}": f"t-{c}" for c in plan.courses})
     return s
+
+
+def test_a_supervisor_that_does_not_say_it_takes_sigusr1_is_never_sent_it(tmp_path):
+    """SIGUSR1 kills a process without a handler: a supervisor started by an older
+    coursehub (no 'reload_signals' in its state) gets SIGHUP, a hub restart, instead."""
+    from coursehub.targets.local.apply import _takes_sigusr1
+    from coursehub.targets.local.runtime import Installation
+
+    inst = Installation(str(tmp_path))
+    inst.state_file.parent.mkdir(parents=True, exist_ok=True)
+    assert not _takes_sigusr1(inst)  # no state at all
+    inst.state_file.write_text(json.dumps({"pid": 1, "reloads": 0}))
+    assert not _takes_sigusr1(inst)
+    inst.state_file.write_text(json.dumps({"reload_signals": ["SIGHUP", "SIGUSR1"]}))
+    assert _takes_sigusr1(inst)

@@ -271,6 +271,13 @@ def gradebook_students(plan: Plan, course_id: str) -> list[str]:
         con.close()
 
 
+def _takes_sigusr1(inst: Installation) -> bool:
+    try:
+        return "SIGUSR1" in json.loads(inst.state_file.read_text()).get("reload_signals", [])
+    except (OSError, ValueError):
+        return False
+
+
 def _reloads(inst: Installation) -> int:
     try:
         return json.loads(inst.state_file.read_text()).get("reloads", 0)
@@ -342,6 +349,8 @@ def apply_site(
         )
         if pid and hub_changes(old, new):
             result.restart_reasons = hub_restart_reasons(old, new)
+            if not result.restart_reasons and not _takes_sigusr1(inst):
+                result.restart_reasons = ["its supervisor predates live loading"]
             if not result.restart_reasons:
                 progress("loading the new courses into the running hub")
                 try:

@@ -181,6 +181,9 @@ class Supervisor:
         state = {
             "pid": os.getpid(),
             "reloads": self.reloads,
+            # SIGUSR1 starts new grader servers without a hub restart; a supervisor of an
+            # older coursehub would die of it, so apply looks for this first
+            "reload_signals": ["SIGHUP", "SIGUSR1"],
             "data_dir": self.data_dir,
             "children": {
                 name: {
