@@ -22,6 +22,7 @@ SERVICE_NAME = "coursehub"  # the automation service coursehub itself uses
 # coursehub's one scope of its own: load the Plan's new courses into the running hub
 # (roles, groups, grader service) without a restart; only coursehub's token holds it
 LOAD_COURSES_SCOPE = "custom:coursehub:load-courses"
+LOAD_COURSES_PATH = "/coursehub/courses"  # under the hub's prefix (/hub/)
 
 # Where an installation's folders are. LOCAL: everything under one data folder
 # (the local target). SYSTEM: the POC's places under a root prefix ('/' on a
@@ -207,6 +208,11 @@ class Plan:
     @property
     def hub_api_url(self) -> str:
         return f"{self.hub_url}hub/api"
+
+    @property
+    def load_courses_url(self) -> str:
+        """Where coursehub asks the running hub to load new courses (coursehub.hub.live)."""
+        return f"{self.hub_url}hub{LOAD_COURSES_PATH}"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)

@@ -105,3 +105,12 @@ def test_a_supervisor_that_does_not_say_it_takes_sigusr1_is_never_sent_it(tmp_pa
     assert not _takes_sigusr1(inst)
     inst.state_file.write_text(json.dumps({"reload_signals": ["SIGHUP", "SIGUSR1"]}))
     assert _takes_sigusr1(inst)
+
+
+def test_coursehub_asks_the_hub_where_the_hub_serves_the_loader():
+    from coursehub.hub.live import live_handlers
+    from coursehub.plan import LOAD_COURSES_PATH
+
+    old, _ = plans(lambda d: None)
+    assert old.load_courses_url == f"{old.hub_api_url.removesuffix('/api')}{LOAD_COURSES_PATH}"
+    assert [path for path, _ in live_handlers()] == [LOAD_COURSES_PATH]

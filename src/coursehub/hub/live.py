@@ -28,11 +28,9 @@ from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.scopes import has_scope
 from tornado import web
 
-from ..plan import LOAD_COURSES_SCOPE, Plan, load_plan
+from ..plan import LOAD_COURSES_PATH, LOAD_COURSES_SCOPE, Plan, load_plan
 from ..secrets import load_secrets
 from .config import course_service
-
-PATH = "/coursehub/courses"
 
 
 async def load_courses(
@@ -126,4 +124,4 @@ class LoadCoursesHandler(APIHandler):
 def live_handlers() -> list[tuple[str, type]]:
     """The hub handlers every coursehub authenticator adds (JupyterHub's extension point
     for hub-side endpoints)."""
-    return [(PATH, LoadCoursesHandler)]
+    return [(LOAD_COURSES_PATH, LoadCoursesHandler)]

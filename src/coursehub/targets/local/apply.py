@@ -83,11 +83,12 @@ class Applied:
 
 def hub_changes(old: Plan, new: Plan) -> bool:
     """Whether the hub's roles or services change at all (people and groups aside)."""
-    return (
-        old.roles != new.roles
-        or set(old.courses) != set(new.courses)
-        or bool(hub_restart_reasons(old, new))
-    )
+    return _loadable_changes(old, new) or bool(hub_restart_reasons(old, new))
+
+
+def _loadable_changes(old: Plan, new: Plan) -> bool:
+    # what the running hub can take itself (coursehub.hub.live)
+    return old.roles != new.roles or set(old.courses) != set(new.courses)
 
 
 def _read_at_start(auth: dict) -> dict:
@@ -299,10 +300,11 @@ class HubLoadError(RuntimeError):
 
 def load_into_hub(plan: Plan) -> list[str]:
     """Ask the running hub to load the Plan's new courses (roles, groups, services)."""
-    url = plan.hub_api_url.rsplit("/api", 1)[0] + "/coursehub/courses"
     token = load_secrets(plan.paths.secrets)["automation_token"]
     try:
-        r = requests.post(url, headers={"Authorization": f"token {token}"}, timeout=60)
+        r = requests.post(
+            plan.load_courses_url, headers={"Authorization": f"token {token}"}, timeout=60
+        )
     except requests.RequestException as err:
         raise HubLoadError(f"the hub did not answer ({err})") from None
     if r.status_code != 200:
@@ -347,8 +349,9 @@ def apply_site(
             courses_removed=sorted(set(old.courses) - set(new.courses)),
             running=bool(pid),
         )
-        if pid and hub_changes(old, new):
-            result.restart_reasons = hub_restart_reasons(old, new)
+        reasons = hub_restart_reasons(old, new)
+        if pid and (reasons or _loadable_changes(old, new)):
+            result.restart_reasons = reasons
             if not result.restart_reasons and not _takes_sigusr1(inst):
                 result.restart_reasons = ["its supervisor predates live loading"]
             if not result.restart_reasons:
