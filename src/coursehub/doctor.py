@@ -415,13 +415,22 @@ def planned_ports(plan: Plan) -> dict[int, str]:
     return plan.port_purposes()
 
 
+def _auth_from_plan(auth: dict[str, Any]) -> Auth:
+    """The auth section as far as the Plan records it: everything but secrets, which
+    the Plan never holds (the LMS's key and secret live in the secrets folder)."""
+    fields = {k: v for k, v in auth.items() if k not in ("contexts", "deployment_ids")}
+    return Auth(
+        **fields,
+        contexts=tuple(auth.get("contexts", {}).items()),
+        deployment_ids=tuple(auth.get("deployment_ids", ())),
+    )
+
+
 def site_from_plan(plan: Plan) -> Site:
     """The site a Plan was derived from, as far as the Plan records it."""
     return Site(
         org=plan.org,
-        auth=Auth(
-            type=plan.auth["type"], min_password_length=plan.auth.get("min_password_length", 8)
-        ),
+        auth=_auth_from_plan(plan.auth),
         hub=Hub(ip=plan.ip, port=plan.ports.public, base_url=plan.base_url),
         admins=tuple(plan.admins),
         # in the order their uids were given, as close to the site's order as recorded

@@ -10,6 +10,10 @@ so the menu still offers every course.
 It is enabled wherever nbgrader's assignment_list is and replaces nbgrader's
 handler for that one URL: Jupyter Server loads extensions in alphabetical
 order, so coursehub's route is added (and matched) before nbgrader's.
+
+At start it also writes the server's landing workspaces (coursehub.workspaces:
+Assignments, and Courses where the course list is on), as the person whose
+server this is, so a login with a password lands where an LMS launch does.
 """
 
 from __future__ import annotations
@@ -42,12 +46,35 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
     return [{"module": "coursehub.launched_course"}]
 
 
+COURSE_LIST_EXTENSION = "nbgrader.server_extensions.course_list"
+
+
+def landing_workspaces(enabled_extensions: dict[str, bool]) -> list[str]:
+    """The workspaces a server writes at start: Assignments, and Courses with the course list."""
+    from .workspaces import ASSIGNMENTS, COURSES
+
+    return [ASSIGNMENTS, *([COURSES] if enabled_extensions.get(COURSE_LIST_EXTENSION) else [])]
+
+
+def _write_landing(serverapp: Any, home: str) -> None:
+    from .workspaces import write_own_workspaces
+
+    folder = os.environ.get("JUPYTERLAB_WORKSPACES_DIR") or os.path.join(
+        home, ".jupyter", "lab", "workspaces"
+    )
+    try:
+        write_own_workspaces(folder, landing_workspaces(dict(serverapp.jpserver_extensions)))
+    except OSError as err:  # a home the person broke: Lab still starts, on its own layout
+        serverapp.log.warning("coursehub: could not write the landing workspaces: %s", err)
+
+
 def _load_jupyter_server_extension(serverapp: Any) -> None:
     from jupyter_server.utils import url_path_join
     from nbgrader.server_extensions.assignment_list.handlers import CourseListHandler
     from tornado import web
 
     home = os.path.expanduser("~")
+    _write_landing(serverapp, home)
 
     class LaunchedCourseFirstHandler(CourseListHandler):
         @web.authenticated

@@ -57,6 +57,10 @@ _LAB_PLUGINS = {
     "create_assignment": "@jupyter/nbgrader:create-assignment",
     "validate_assignment": "@jupyter/nbgrader:validate-assignment",
 }
+# Off in every environment: JupyterLab's news pop-up and update check (no server reaches
+# the internet, and a student should not be asked about Jupyter's news).
+_LAB_PLUGINS_OFF = ("@jupyterlab/apputils-extension:announcements",)
+_LAB_APP_SETTINGS = {"news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate"}
 # What each environment gets (anything not listed is off, on the server and in Lab).
 EXTENSIONS: dict[str, frozenset[str]] = {
     STUDENT: frozenset({"assignment_list", "launched_course", "validate_assignment"}),
@@ -350,13 +354,19 @@ def extension_settings(environment: str) -> dict[str, Any]:
             **{mod: key in wanted for key, mod in _SERVER_EXTENSIONS.items()},
             **dict.fromkeys(_UNUSED_SERVER_EXTENSIONS, False),
         },
-        "disabled_lab_plugins": sorted(p for key, p in _LAB_PLUGINS.items() if key not in wanted),
+        "disabled_lab_plugins": sorted(
+            [*(p for key, p in _LAB_PLUGINS.items() if key not in wanted), *_LAB_PLUGINS_OFF]
+        ),
     }
 
 
 def server_config_json(settings: dict[str, Any]) -> str:
-    """jupyter_server_config.json of one environment: nbgrader's server extensions on/off."""
-    body = {"ServerApp": {"jpserver_extensions": settings["jpserver_extensions"]}}
+    """jupyter_server_config.json of one environment: nbgrader's server extensions on/off,
+    and Lab's news and update check off."""
+    body = {
+        "ServerApp": {"jpserver_extensions": settings["jpserver_extensions"]},
+        "LabApp": dict(_LAB_APP_SETTINGS),
+    }
     return json.dumps(body, indent=2, sort_keys=True) + "\n"
 
 

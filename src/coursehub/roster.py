@@ -34,14 +34,11 @@ def _list(mapping: Any, key: str) -> Any:
     return mapping[key]
 
 
-def _ensure_person(data: Any, name: str) -> bool:
-    """Let `name` log in (add to people) unless they already may. True if added."""
+def _check_name(name: str) -> None:
+    """A course member may log in: being in a course is enough, `people` is for
+    those in none. Only the name itself is checked here."""
     if problem := username_problem(name):
         raise RosterError(f"{name!r} {problem}")
-    if name in (data.get("admins") or []) or name in (data.get("people") or []):
-        return False
-    _list(data, "people").append(name)
-    return True
 
 
 def add_course(
@@ -56,7 +53,7 @@ def add_course(
     if any(c.get("id") == course_id for c in data.get("courses") or []):
         raise RosterError(f"course {course_id!r} exists already")
     for name in [*instructors, *students]:
-        _ensure_person(data, name)
+        _check_name(name)
     _list(data, "courses").append(
         {
             "id": course_id,
@@ -82,7 +79,7 @@ def add_member(data: Any, course_id: str, name: str, role: str) -> bool:
         raise RosterError(
             f"{name!r} is already {other[:-1]} of {course_id!r}; remove them first to change the role"
         )
-    _ensure_person(data, name)
+    _check_name(name)
     members = _list(course, ROLES[role])
     if name in members:
         return False

@@ -236,8 +236,10 @@ class Site:
 
     @property
     def everyone(self) -> tuple[str, ...]:
-        """Everyone who may log in: admins and people, without repeats, in order."""
-        return tuple(dict.fromkeys((*self.admins, *self.people)))
+        """Everyone who may log in: admins, people and every course's members, without
+        repeats, in the order the site file first names them."""
+        members = (n for c in self.courses for n in (*c.instructors, *c.students))
+        return tuple(dict.fromkeys((*self.admins, *self.people, *members)))
 
     def course(self, course_id: str) -> Course:
         for course in self.courses:
@@ -337,7 +339,6 @@ def parse_site(data: Any, source: str = "site file") -> Site:
             if problem := username_problem(name):
                 problems.append(f"{where}[{i}]: {name!r} {problem}")
         _check_unique(names, where, problems)
-    allowed = {n.lower() for n in admins + people}
 
     course_ids: list[str] = []
     courses: list[Course] = []
@@ -355,11 +356,6 @@ def parse_site(data: Any, source: str = "site file") -> Site:
             for i, name in enumerate(names):
                 if problem := username_problem(name):
                     problems.append(f"{where}.{role}[{i}]: {name!r} {problem}")
-                elif name not in allowed:
-                    problems.append(
-                        f"{where}.{role}[{i}]: {name!r} is not allowed to log in; add them "
-                        "to 'people' (everyone who may log in) or remove them from this course"
-                    )
             _check_unique(names, f"{where}.{role}", problems)
         for name in sorted(set(instructors) & set(students)):
             problems.append(

@@ -25,14 +25,13 @@ auth:
 admins:
   - ada
 
-# Everyone else who may log in. Usernames: lower-case a-z, 0-9, '.', '_', '-'.
-people:
-  - grace
-  - alan
-  - barbara
+# People in no course who may log in too (course members below may log in
+# already: do not repeat them here). Usernames: lower-case a-z, 0-9, '.', '_', '-'.
+people: []
 
 # Courses. The id becomes the course's URL (/services/<id>/), hub groups
 # nbgrader-<id> and formgrade-<id>, and its grader account grader-<id>.
+# Everyone listed as an instructor or a student may log in.
 courses:
   - id: intro101
     title: Introduction to Programming

@@ -46,14 +46,17 @@ def free_port_block(start: int = 21000) -> int:
     raise RuntimeError("no free block of ports on loopback")
 
 
-def coursehub(*args: str, timeout: float = 180, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the real CLI."""
+def coursehub(
+    *args: str, timeout: float = 180, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run the real CLI (`env`: its whole environment instead of this process's)."""
     proc = subprocess.run(
         [sys.executable, "-m", "coursehub", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
+        env=env,
     )
     if check and proc.returncode != 0:
         raise AssertionError(
@@ -61,6 +64,15 @@ def coursehub(*args: str, timeout: float = 180, check: bool = True) -> subproces
             f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
         )
     return proc
+
+
+def _live_process(pid: int) -> bool:
+    """Whether `pid` is a running process: not gone, and not a zombie left to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 class Installation:
@@ -80,14 +92,34 @@ class Installation:
         cut = args.index("--") if "--" in args else len(args)
         return coursehub(*args[:cut], "--data-dir", str(self.data_dir), *args[cut:], **kw)
 
-    def up(self) -> subprocess.CompletedProcess:
-        return self.cli("up", "--site", str(self.site_file), "--detach", "--timeout", "120")
+    def up(self, **kw) -> subprocess.CompletedProcess:
+        return self.cli("up", "--site", str(self.site_file), "--detach", "--timeout", "120", **kw)
 
-    def down(self) -> subprocess.CompletedProcess:
-        return self.cli("down")
+    def down(self, **kw) -> subprocess.CompletedProcess:
+        return self.cli("down", **kw)
 
     def status(self) -> dict:
         return json.loads(self.cli("status", "--json", check=False).stdout)
+
+    def process_pid(self, name: str, missing_ok: bool = False) -> int | None:
+        """The pid `coursehub status --json` shows for process `name` ('hub', 'proxy',
+        'grader-COURSE'), checked to be a live process. No pid, or the pid of a process
+        that is gone, fails the test with the status (two missing pids must never compare
+        equal); with missing_ok it gives None instead, for waits while a process restarts."""
+        status = self.status()
+        pid = status.get("processes", {}).get(name, {}).get("pid")
+        if type(pid) is int and pid > 0 and _live_process(pid):
+            return pid
+        if missing_ok:
+            return None
+        what = "no pid" if pid is None else f"pid {pid!r}, not a live process,"
+        raise AssertionError(
+            f"coursehub status shows {what} for {name!r}:\n{json.dumps(status, indent=1)}"
+        )
+
+    def hub_pid(self, missing_ok: bool = False) -> int | None:
+        """The hub's live pid (see process_pid)."""
+        return self.process_pid("hub", missing_ok)
 
     def plan(self) -> dict:
         return json.loads((self.data_dir / "state" / "plan.json").read_text())
@@ -165,3 +197,11 @@ def open_tmp():
     path.chmod(0o755)
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+def named_in_site(data: dict) -> set[str]:
+    """Everyone a site file's data lets log in: admins, people and course members."""
+    names = set(data.get("admins") or []) | set(data.get("people") or [])
+    for c in data.get("courses") or []:
+        names |= set(c.get("instructors") or []) | set(c.get("students") or [])
+    return names

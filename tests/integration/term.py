@@ -44,12 +44,17 @@ def answer(student: Person, course: str, assignment: str, code: str, text: str) 
     r = student.server("GET", path)
     assert r.status_code == 200, r.text[:300]
     nb = r.json()["content"]
+    answered = set()
     for cell in nb["cells"]:
         grade_id = cell["metadata"].get("nbgrader", {}).get("grade_id")
         if grade_id == "square":
             cell["source"] = code
         elif grade_id == "why":
             cell["source"] = text
+        else:
+            continue
+        answered.add(grade_id)
+    assert answered == {"square", "why"}, f"answer cells found in {path}: {answered}"
     r = student.server("PUT", path, json={"type": "notebook", "content": nb})
     assert r.status_code == 200, r.text[:300]
 

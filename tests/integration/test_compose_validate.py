@@ -265,6 +265,7 @@ def test_prepare_host_makes_the_plans_folders_and_files_as_root(rendered):
     assert r.returncode == 0, r.stderr
     plan = Plan.from_json((out / "files/srv/jupyterhub/state/plan.json").read_text())
     assert plan.layout.root == str(root)
+    assert plan.folders and plan.files, "the Plan lists the host's folders and files"
     for folder in plan.folders:
         st = os.lstat(folder.path)
         assert stat.S_ISDIR(st.st_mode), folder.path

@@ -213,6 +213,11 @@ def test_private_exchange(inst, people, submitted):
         "grader_feedback": str(root / "feedback"),
         "gradebook": str(root / "gradebook.db"),
     }
+    # a path that is not there refuses sam too (FileNotFoundError): each target must exist,
+    # but for what grading makes (the test before; left out so that this one runs alone)
+    made_by_grading = {"autograded", "grader_feedback", "tom_feedback_file"}
+    missing = [t for t, p in targets.items() if t not in made_by_grading and not os.path.exists(p)]
+    assert missing == [], f"attack targets that do not exist: {missing}"
     k = Kernel(people["sam"])
     try:
         out = k.run(f"TARGETS = {json.dumps(json.dumps(targets))}\n" + ATTACKS, timeout=120)

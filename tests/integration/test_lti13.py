@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import pytest
 import requests
 import yaml
-from conftest import Installation, wait_for
+from conftest import Installation, named_in_site, wait_for
 from term import answer, create_and_release, fetch, submit
 
 from coursehub.lti.identity import hub_name
@@ -88,7 +88,7 @@ def test_student_launch_joins_and_lands_in_their_server(inst, platform):
     who = name(platform, "u-1001")
     assert r.headers["Location"].startswith(f"/hub/spawn/{who}?next=")
     assert who in course(inst, "intro")["students"]
-    assert "admin" not in site_data(inst)["people"]  # the display name decided nothing
+    assert "admin" not in named_in_site(site_data(inst))  # the display name decided nothing
     assert who in inst.plan()["groups"]["nbgrader-intro"]
 
 
@@ -127,7 +127,7 @@ def refused(inst, platform, forge: dict, sub: str = "u-evil"):
     r = platform.launch(
         requests.Session(), inst.url, platform.claims(sub, [INSTRUCTOR], "ctx-intro"), forge
     )
-    assert name(platform, sub) not in site_data(inst).get("people", [])
+    assert name(platform, sub) not in named_in_site(site_data(inst))
     return r
 
 
@@ -175,14 +175,14 @@ def test_role_claimed_through_a_custom_claim_is_ignored(inst, platform):
     claims = platform.claims("u-1003", [], "ctx-intro", custom={"roles": INSTRUCTOR})
     r = platform.launch(requests.Session(), inst.url, claims)
     assert r.status_code == 403 and "gives you no role" in r.text
-    assert name(platform, "u-1003") not in site_data(inst).get("people", [])
+    assert name(platform, "u-1003") not in named_in_site(site_data(inst))
 
 
 def test_a_deployment_not_listed_is_refused(inst, platform):
     """auth.deployment_ids (read at each launch: no hub restart) limits the client id's
     launches to the deployments listed."""
     original = inst.site_file.read_text()
-    hub_before = _hub_pid(inst)
+    hub_before = inst.hub_pid()
     try:
         for listed, status in [(["deployment-other"], 403), ([platform.deployment_id], 302)]:
             data = site_data(inst)
@@ -195,7 +195,7 @@ def test_a_deployment_not_listed_is_refused(inst, platform):
             assert r.status_code == status, (listed, r.status_code, r.text[:300])
             if status == 403:
                 assert "auth.deployment_ids" in r.text
-        assert _hub_pid(inst) == hub_before
+        assert inst.hub_pid() == hub_before
     finally:
         inst.site_file.write_text(original)
         inst.up()
@@ -218,15 +218,15 @@ def test_replayed_id_token_is_refused_also_after_a_hub_restart(inst, platform):
 
     r = replay()
     assert r.status_code == 401 and "used already" in r.text, r.text[:300]
-    pid_before = _hub_pid(inst)
+    pid_before = inst.hub_pid()
     os.kill(pid_before, 9)  # the supervisor starts a new hub
-    wait_for(lambda: _hub_pid(inst) not in (None, pid_before) and _hub_up(inst), 60, "the new hub")
+    wait_for(
+        lambda: inst.hub_pid(missing_ok=True) not in (None, pid_before) and _hub_up(inst),
+        60,
+        "the new hub",
+    )
     r = replay()
     assert r.status_code == 401 and "used already" in r.text, r.text[:300]
-
-
-def _hub_pid(inst) -> int | None:
-    return inst.status().get("processes", {}).get("hub", {}).get("pid")
 
 
 def _hub_up(inst) -> bool:
@@ -294,7 +294,9 @@ def test_no_secret_or_token_in_any_log(inst, platform):
     body = "".join(pem.strip().splitlines()[1:-1])[:64]
     assert platform.issued, "the tests issued tokens"
     found = []
-    for log in (inst.data_dir / "logs").rglob("*.log"):
+    logs = list((inst.data_dir / "logs").rglob("*.log"))
+    assert logs, "no log to look into"
+    for log in logs:
         text = log.read_text(errors="replace")
         for token in platform.issued:
             signature = token.split(".")[-1]  # empty for the unsigned token
@@ -397,6 +399,7 @@ def test_a_student_of_two_courses_lands_on_the_launched_one_in_a_real_browser(in
 
         panel_on(landing, "intro", "ps1")  # the server starts with intro alone
         first_start = started()
+        assert first_start, "the student's server has no start time"
         # the LMS page of zoology: joins it while the server runs
         landing = launch_from("ctx-zoo")
         assert who in course(inst, "zoology")["students"]
@@ -404,7 +407,9 @@ def test_a_student_of_two_courses_lands_on_the_launched_one_in_a_real_browser(in
         panel.locator("#course_list_dropdown").click()
         expect(panel.locator("#course_list li")).to_have_count(2)  # intro is still there
         second_start = started()
-        assert second_start != first_start, "the server could not see zoology: not restarted"
+        assert second_start and second_start != first_start, (
+            "the server could not see zoology: not restarted"
+        )
         # back from intro's page: intro first again, the same server
         panel_on(launch_from("ctx-intro"), "intro", "ps1")
         assert started() == second_start

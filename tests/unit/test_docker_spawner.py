@@ -258,7 +258,7 @@ def test_a_student_container_as_the_engine_receives_it(
     assert env["JUPYTERHUB_USER"] == "sam"
     assert env["JUPYTERHUB_API_URL"] == "http://jupyterhub:8081/hub/api"
     assert env["JUPYTERHUB_ROOT_DIR"] == home
-    assert env["JUPYTERHUB_DEFAULT_URL"] == "/lab"
+    assert env["JUPYTERHUB_DEFAULT_URL"] == "/lab/workspaces/coursehub-assignments"
     assert env["JUPYTERHUB_API_TOKEN"] == "server-token-of-sam"  # the server's own token only
     assert env["MEM_LIMIT"] == str(1024**3)
     assert "JUPYTERHUB_CRYPT_KEY" not in env and "CONFIGPROXY_AUTH_TOKEN" not in env
@@ -402,8 +402,8 @@ def test_the_server_token_scopes_come_from_the_plan(plan_file, live_plan):
         assert scopes(spawner) == list(live_plan.people[name].server_token_scopes)
     ines = make_spawner("ines", plan_file)
     assert "list:services!service=algebra" in ines.server_token_scopes(ines)
+    grader = make_spawner("grader-biology", plan_file)
     with pytest.raises(ValueError, match="grader account"):
-        grader = make_spawner("grader-biology", plan_file)
         grader.server_token_scopes(grader)
 
 
@@ -420,7 +420,9 @@ def test_defaults_remove_containers_pull_nothing_and_open_lab(plan_file):
     spawner = make_spawner("sam", plan_file)
     assert spawner.remove is True
     assert spawner.pull_policy == "never"
-    assert spawner.default_url == "/lab"
+    assert spawner.default_url == "/lab/workspaces/coursehub-assignments"  # a student
+    assert make_spawner("ines", plan_file).default_url == "/lab/workspaces/coursehub-courses"
+    assert make_spawner("pat", plan_file).default_url == "/lab"  # in no course
     assert spawner.nss_wrapper == "libnss_wrapper.so"
 
 

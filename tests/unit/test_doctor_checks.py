@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import pytest
 from sites import DATA_DIR, two_course_data
 
 from coursehub.doctor import (
@@ -304,3 +305,43 @@ def test_plan_drift_names_the_role_and_the_folder(plan):
     assert "role grader-algebra has extra scopes read:users" in diffs
     assert f"folder {EX}/algebra: mode differ" in diffs
     assert "role everything is not planned" in diffs
+
+
+AUTH_SECTIONS = {
+    "first-use": {"type": "first-use", "min_password_length": 11},
+    "shared-password": {
+        "type": "shared-password",
+        "user_password": "open-sesame-user-7419",
+        "admin_password": "admin-passphrase-0123456789-abcdefghij",
+    },
+    "lti11": {
+        "type": "lti11",
+        "consumer_key": "lms-key",
+        "shared_secret": "lms-secret-0123456789abcdef",
+        "contexts": {"ctx-1": "algebra"},
+    },
+    "lti13": {
+        "type": "lti13",
+        "issuer": "https://lms.example.edu",
+        "client_id": "10000000000042",
+        "jwks_url": "https://lms.example.edu/jwks",
+        "authorize_url": "https://lms.example.edu/authorize",
+        "token_url": "https://lms.example.edu/token",
+        "contexts": {"ctx-1": "algebra", "ctx-2": "biology"},
+        "deployment_ids": ["1:abc", "2:def"],
+    },
+}
+
+
+@pytest.mark.parametrize("auth_type", sorted(AUTH_SECTIONS))
+def test_every_auth_type_derives_again_to_itself_without_the_site_file(auth_type):
+    """doctor without --site rebuilds the site from plan.json: a healthy installation of
+    any auth type is not reported as drifted."""
+    data = two_course_data(AUTH_SECTIONS[auth_type])
+    # course members who are not repeated under people, as a site file may have them
+    data["people"] = ["pat"]
+    original = derive(parse_site(data), DATA_DIR, isolated=True)
+    stored = Plan.from_json(original.to_json())
+    again = derive(site_from_plan(stored), DATA_DIR, isolated=True, ids=stored.ids)
+    assert stored.auth["type"] == auth_type
+    assert plan_differences(stored, again) == []

@@ -242,7 +242,7 @@ def test_authenticator_from_the_hub_config(tmp_path, fake_secrets):
 
 
 def test_landing_workspace_opens_the_assignment_list():
-    from coursehub.lti.landing import (
+    from coursehub.workspaces import (
         ASSIGNMENT_LIST,
         assignments_workspace,
         lab_landing,

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import posixpath
+from pathlib import Path
 
 import pytest
 from sites import ADMIN_PASSWORD, DATA_DIR, HUB_PORT, USER_PASSWORD, shared_password_data
 from sites import two_course_data as sample_data
 
 from coursehub.ids import COURSE_GID_BASE, GRADER_UID_BASE, PERSON_UID_BASE
-from coursehub.plan import Plan, derive
+from coursehub.plan import Plan, derive, server_config_json
 from coursehub.site import parse_site
 
 COURSES = ("algebra", "biology")
@@ -142,7 +144,7 @@ def test_grader_extensions(plan):
 def test_standard_environment_has_every_nbgrader_piece_off(plan):
     standard = plan.extensions["standard"]
     assert not any(standard["jpserver_extensions"].values())
-    assert len(standard["disabled_lab_plugins"]) == 5
+    assert len(standard["disabled_lab_plugins"]) == 6  # nbgrader's five and Lab's news
 
 
 # Scopes and roles.
@@ -457,3 +459,48 @@ def test_plan_json_holds_no_shared_password():
     assert USER_PASSWORD not in text
     assert ADMIN_PASSWORD not in text
     assert plan.auth == {"type": "shared-password"}
+
+
+def test_no_environment_asks_about_news_or_checks_for_updates(plan):
+    for settings in plan.extensions.values():
+        assert "@jupyterlab/apputils-extension:announcements" in settings["disabled_lab_plugins"]
+        lab = json.loads(server_config_json(settings))["LabApp"]
+        assert lab == {
+            "news_url": None,
+            "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
+        }
+
+
+def test_each_environment_lands_on_its_workspace():
+    from coursehub.workspaces import COURSE_LIST, PANELS, lab_workspace, landing_url
+
+    assert landing_url("student") == "/lab/workspaces/coursehub-assignments"
+    assert landing_url("instructor") == "/lab/workspaces/coursehub-courses"
+    assert landing_url("standard") == "/lab"
+    ws = lab_workspace("coursehub-courses", PANELS["coursehub-courses"])
+    assert ws["data"]["layout-restorer:data"]["main"]["current"] == COURSE_LIST
+
+
+def test_a_server_writes_its_own_landing_workspaces(tmp_path):
+    """What coursehub.launched_course does at server start, as the person: the
+    Assignments workspace always, the Courses one where the course list is on;
+    a link the person left at the temporary file's name is not followed."""
+    from coursehub.launched_course import COURSE_LIST_EXTENSION, landing_workspaces
+    from coursehub.workspaces import write_own_workspaces
+
+    assert landing_workspaces({}) == ["coursehub-assignments"]
+    names = landing_workspaces({COURSE_LIST_EXTENSION: True})
+    assert names == ["coursehub-assignments", "coursehub-courses"]
+    folder = tmp_path / "workspaces"
+    written = write_own_workspaces(str(folder), names)
+    assert len(written) == 2
+    for path in written:
+        ws = json.loads(Path(path).read_text())
+        assert ws["metadata"]["id"] in names
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    tmp = folder / f".{os.path.basename(written[0])}.tmp"
+    tmp.symlink_to(victim)
+    with pytest.raises(OSError):
+        write_own_workspaces(str(folder), names)
+    assert victim.read_text() == "keep"

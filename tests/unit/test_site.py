@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sites import two_course_data
 
-from coursehub.plan import SERVICE_NAME
+from coursehub.plan import SERVICE_NAME, derive
 from coursehub.site import Auth, Course, Hub, Site, SiteError, load_site, parse_site
 
 # Words that tell the reader what to do about a problem.
@@ -137,16 +137,16 @@ CASES = [
         id="duplicate-person",
     ),
     pytest.param(
-        site(courses=[course(students=["bob", "carl"])]),
-        "courses[0].students[1]",
-        "'carl' is not allowed to log in",
-        id="student-not-in-people",
+        site(courses=[course(students=["bob", "bob"])]),
+        "courses[0].students",
+        "'bob' is listed twice",
+        id="student-listed-twice",
     ),
     pytest.param(
-        site(courses=[course(instructors=["ana", "dora"])]),
-        "courses[0].instructors[1]",
-        "'dora' is not allowed to log in",
-        id="instructor-not-in-people",
+        site(courses=[course(students=["bob", "Carl"])]),
+        "courses[0].students[1]",
+        "'Carl'",
+        id="member-name-not-lower-case",
     ),
     pytest.param(
         site(courses=[course(students=["bob", "ana"])]),
@@ -267,7 +267,7 @@ def test_case_clash_is_refused_with_the_lower_case_fix():
 def test_every_problem_is_reported_at_once():
     """Independent mistakes in different places all show up in one error."""
     data = site(people=["ana", "bob", "root"])
-    data["courses"] = [course(id="Bad Id", students=["bob", "zed"])]
+    data["courses"] = [course(id="Bad Id", students=["bob", "Zed"])]
     problems = problems_of(data)
     assert any(p.startswith("people[2]: ") for p in problems)
     assert any(p.startswith("courses[0].id: ") for p in problems)
@@ -407,3 +407,20 @@ def test_course_id_may_not_take_the_automation_service_name():
     assert len(problems) == 1, problems
     assert problems[0].startswith("courses[0].id: ")
     assert FIX_HINT.search(problems[0])
+
+
+def test_course_members_may_log_in_without_being_listed_in_people():
+    """Being in a course is being allowed to log in; `people` is for those in none."""
+    data = site(
+        admins=["ada"],
+        people=["visitor"],
+        courses=[
+            course(instructors=["ines"], students=["sam", "tom"]),
+            course(id="c2", instructors=["ines"], students=["sam", "uma"]),
+        ],
+    )
+    loaded = parse_site(data)
+    assert loaded.everyone == ("ada", "visitor", "ines", "sam", "tom", "uma")
+    plan = derive(loaded, "/srv/x", isolated=True)
+    assert set(plan.people) == {"ada", "visitor", "ines", "sam", "tom", "uma"}
+    assert len({p.account.uid for p in plan.people.values()}) == 6

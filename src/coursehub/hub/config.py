@@ -113,7 +113,6 @@ def hub_config(
     sp.python_env = user_env
     sp.nss_wrapper = nss_wrapper or ""
     sp.log_dir = f"{p.logs}/servers"
-    sp.default_url = "/lab"
     sp.start_timeout = 120
     sp.http_timeout = 60
     sp.interrupt_timeout = 3

@@ -24,6 +24,7 @@ from ..containers import (
 )
 from ..folders import make_home
 from ..plan import Person, Plan
+from ..workspaces import person_landing_url
 from .spawner import load_plan
 
 
@@ -115,7 +116,8 @@ class CourseDockerSpawner(DockerSpawner):
 
     @default("default_url")
     def _default_default_url(self):
-        return "/lab"
+        # students land on their Assignments, instructors on their Courses
+        return person_landing_url(self.plan, self.user.name)
 
     @default("server_token_scopes")
     def _default_server_token_scopes(self):

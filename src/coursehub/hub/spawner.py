@@ -13,11 +13,12 @@ import os
 from subprocess import STDOUT
 
 from jupyterhub.spawner import LocalProcessSpawner
-from traitlets import Unicode
+from traitlets import Unicode, default
 
 from ..folders import make_home
 from ..plan import Plan, load_plan
 from ..runas import demote, find_nss_wrapper, server_env
+from ..workspaces import person_landing_url
 
 
 class CourseLocalSpawner(LocalProcessSpawner):
@@ -45,6 +46,11 @@ class CourseLocalSpawner(LocalProcessSpawner):
     @property
     def plan(self) -> Plan:
         return load_plan(self.plan_file)
+
+    @default("default_url")
+    def _default_default_url(self):
+        # students land on their Assignments, instructors on their Courses
+        return person_landing_url(self.plan, self.user.name)
 
     def _person(self):
         person = self.plan.people.get(self.user.name)
@@ -78,8 +84,6 @@ class CourseLocalSpawner(LocalProcessSpawner):
         home = make_home(self.plan, person.name)
         self.notebook_dir = home
         self.cmd = [os.path.join(self.user_env_bin, "jupyterhub-singleuser")]
-        if not self.default_url:
-            self.default_url = "/lab"
         log = None
         if self.log_dir:
             os.makedirs(self.log_dir, mode=0o700, exist_ok=True)

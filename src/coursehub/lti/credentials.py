@@ -2,7 +2,9 @@
 
 As in the POC, LTI_CONSUMER_KEY and LTI_SHARED_SECRET may carry them instead of
 the site file; whichever gives them, they are stored in the installation's
-secrets folder for the hub and never printed.
+secrets folder for the hub and never printed. Everything that runs later (the
+hub, an apply started by a launch, `coursehub member add` from another shell,
+a reboot) finds them there: the variables are only needed at the first `up`.
 """
 
 from __future__ import annotations
@@ -23,10 +25,16 @@ class CredentialsError(RuntimeError):
     pass
 
 
-def lti11_credentials(site: Site, environ: Mapping[str, str] = os.environ) -> tuple[str, str]:
-    """(consumer key, shared secret): the site file's, else the environment's."""
-    key = site.auth.consumer_key or environ.get(ENV_KEY, "")
-    secret = site.auth.shared_secret or environ.get(ENV_SECRET, "")
+def lti11_credentials(
+    site: Site, environ: Mapping[str, str] = os.environ, secrets_dir: str | Path | None = None
+) -> tuple[str, str]:
+    """(consumer key, shared secret): the site file's, else the environment's, else
+    those stored at an earlier `up` in `secrets_dir`."""
+    stored = _stored(secrets_dir)
+    key = site.auth.consumer_key or environ.get(ENV_KEY, "") or stored.get("consumer_key", "")
+    secret = (
+        site.auth.shared_secret or environ.get(ENV_SECRET, "") or stored.get("shared_secret", "")
+    )
     missing = [
         what
         for what, value in (
@@ -50,21 +58,31 @@ def store_lti_credentials(
     """Store what the hub needs to check launches (LTI 1.1 only; 1.3 uses public keys)."""
     if site.auth.type != "lti11":
         return
-    key, secret = lti11_credentials(site, environ)
+    key, secret = lti11_credentials(site, environ, secrets_dir)
     write_private(
         Path(secrets_dir) / CREDENTIALS_FILE,
         json.dumps({"consumer_key": key, "shared_secret": secret}) + "\n",
     )
 
 
+def _stored(secrets_dir: str | Path | None) -> dict[str, str]:
+    if secrets_dir is None:
+        return {}
+    path = Path(secrets_dir) / CREDENTIALS_FILE
+    if not path.exists():
+        return {}
+    _check_private(path)
+    return json.loads(path.read_text())
+
+
 def load_lti_credentials(
     secrets_dir: str | Path, environ: Mapping[str, str] = os.environ
 ) -> dict[str, str]:
     """The stored credentials; on a Docker host the hub's own environment (env.jhub)."""
+    stored = _stored(secrets_dir)
+    if stored:
+        return stored
     path = Path(secrets_dir) / CREDENTIALS_FILE
-    if path.exists():
-        _check_private(path)
-        return json.loads(path.read_text())
     if environ.get(ENV_KEY) and environ.get(ENV_SECRET):
         return {"consumer_key": environ[ENV_KEY], "shared_secret": environ[ENV_SECRET]}
     raise CredentialsError(

@@ -1,13 +1,10 @@
 """Where a student's launch lands: their Lab with the Assignments panel open, on
 the launch's course.
 
-JupyterLab has no URL that runs a command, but it opens a named workspace at
-/lab/workspaces/NAME, and restores what the workspace's layout holds. The
-nbgrader extension restores its assignment list (the widget
-'nbgrader-assignment-list:nbgrader-assignment-list') from a workspace, so
-each student launch writes a workspace whose main area holds that widget, in
-the student's workspaces folder and as the student (never as root through a
-folder the student controls), and lands on it. The launch's course goes next
+The student's server opens on the Assignments workspace (coursehub.workspaces);
+a launch may find the server running already, so each student launch also
+writes that workspace, in the student's workspaces folder and as the student
+(never as root through a folder the student controls), and lands on it. The launch's course goes next
 to it (~/.jupyter/coursehub/launch.json): coursehub.launched_course lists that
 course first, so the panel opens on it.
 """
@@ -18,42 +15,8 @@ import json
 import os
 import subprocess
 import sys
-from typing import Any
 
-WORKSPACE = "coursehub-assignments"
-ASSIGNMENT_LIST = "nbgrader-assignment-list:nbgrader-assignment-list"
-WORKSPACE_EXTENSION = ".jupyterlab-workspace"
-
-
-def assignments_workspace(name: str = WORKSPACE) -> dict[str, Any]:
-    """A JupyterLab workspace with the Assignments panel open in the main area and the
-    file browser on the left."""
-    return {
-        "data": {
-            "layout-restorer:data": {
-                "main": {
-                    "dock": {"type": "tab-area", "currentIndex": 0, "widgets": [ASSIGNMENT_LIST]},
-                    "current": ASSIGNMENT_LIST,
-                },
-                "left": {"collapsed": False, "current": "filebrowser", "widgets": ["filebrowser"]},
-                "right": {"collapsed": True, "widgets": []},
-            },
-            ASSIGNMENT_LIST: {"data": {}},
-        },
-        "metadata": {"id": name},
-    }
-
-
-def workspace_file_name(name: str = WORKSPACE) -> str:
-    """The file JupyterLab's workspaces manager reads for workspace `name`."""
-    from jupyterlab_server.workspaces_handler import slugify
-
-    return slugify(name) + WORKSPACE_EXTENSION
-
-
-def lab_landing(base_url: str, person: str) -> str:
-    return f"{base_url}user/{person}/lab/workspaces/{WORKSPACE}"
-
+from ..workspaces import assignments_workspace, workspace_file_name
 
 # Run as the person: makes the folders and writes each file without following a
 # link they may have put there.

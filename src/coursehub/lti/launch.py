@@ -169,7 +169,7 @@ def apply_to_site(data: Any, decision: Decision) -> None:
 def landing_path(base_url: str, decision: Decision) -> str:
     """Where the launch ends: instructors in the course's formgrader, students in their
     own server's Lab (started first if needed) with the Assignments panel open."""
-    from .landing import lab_landing
+    from ..workspaces import lab_landing
 
     if decision.role == INSTRUCTOR:
         return f"{base_url}services/{decision.course_id}/formgrader"

@@ -85,7 +85,7 @@ def compose_hub_config(
     sp = c.CourseDockerSpawner
     sp.plan_file = plan_file
     sp.images = {env_name: env[var] for env_name, var in IMAGE_VARIABLES.items() if env.get(var)}
-    for name in ("server_token_scopes", "default_url", "start_timeout", "http_timeout"):
+    for name in ("server_token_scopes", "start_timeout", "http_timeout"):
         sp[name] = local[name]
     docker = c.DockerSpawner
     docker.network_name = env.get("DOCKER_NETWORK_NAME", "jupyter-network")

@@ -187,7 +187,7 @@ def _prepare_locked(
     check_ports(plan, running)
     if site.auth.type == "lti11":
         try:
-            lti11_credentials(site)
+            lti11_credentials(site, secrets_dir=plan.paths.secrets)
         except CredentialsError as err:
             raise PreflightError(str(err)) from None
 
