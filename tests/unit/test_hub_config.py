@@ -158,3 +158,12 @@ def test_grader_spec_keeps_coursehubs_account_when_not_isolated(site, fake_secre
     assert spec.account is None
     assert spec.env["NSS_WRAPPER_PASSWD"] == plan.passwd_file("grader-biology")
     assert spec.env["JUPYTERHUB_API_TOKEN"] == fake_secrets["service_token:biology"]
+
+
+def test_the_org_name_on_the_login_page_is_text_not_markup():
+    """JupyterHub renders announcements with `| safe`: the site's org name is escaped."""
+    from coursehub.hub.config import login_announcement
+
+    line = login_announcement('Evil <script>alert("x")</script> & Co')
+    assert "<script>" not in line
+    assert "&lt;script&gt;" in line and "&amp; Co" in line

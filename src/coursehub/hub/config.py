@@ -13,6 +13,7 @@ from ..plan import LOAD_COURSES_SCOPE, SERVICE_NAME, Plan, load_plan
 from ..runas import find_nss_wrapper
 from ..secrets import COOKIE_SECRET_FILE, load_secrets, load_shared_passwords
 from ..site import LTI_TYPES
+from .home import TEMPLATES, HomeTemplateVar
 
 AUTHENTICATORS = {
     "first-use": "coursehub.hub.auth.CourseFirstUseAuthenticator",
@@ -43,6 +44,14 @@ def course_service(plan: Plan, course_id: str, token: str) -> dict:
         "display": True,
         "info": {"title": g.title, "kind": "nbgrader grader service"},
     }
+
+
+def login_announcement(org: str) -> str:
+    """The login page's line. JupyterHub shows announcements as markup (`| safe`): the
+    org's name is text from the site file, so it is escaped here."""
+    from markupsafe import escape
+
+    return f"{escape(org)}: log in with your coursehub account"
 
 
 def hub_config(
@@ -122,7 +131,12 @@ def hub_config(
         return list(load_plan(plan_file).people[spawner.user.name].server_token_scopes)
 
     sp.server_token_scopes = server_token_scopes
-    hub.template_vars = {"announcement_login": f"{plan.org}: log in with your coursehub account"}
+    # The home page says what is going on: courses, roles, assignments, health (hub/home.py).
+    hub.template_paths = [TEMPLATES]
+    hub.template_vars = {
+        "announcement_login": login_announcement(plan.org),
+        "coursehub": HomeTemplateVar(plan_file),
+    }
     return c
 
 

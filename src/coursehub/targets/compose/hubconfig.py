@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from traitlets.config import Config
 
-from ...hub.config import hub_config
+from ...hub.config import hub_config, login_announcement
 from ...plan import SYSTEM, SYSTEM_HUB_HOST, SYSTEM_PROXY_HOST, Plan
 from .envfiles import (
     ADMIN_PASSWORD,
@@ -97,8 +97,8 @@ def compose_hub_config(
     if env.get("DOCKER_CPU_LIMIT"):
         docker.cpu_limit = float(env["DOCKER_CPU_LIMIT"])
     hub.template_vars = {
-        "announcement_login": f"{env.get('ORGANIZATION_NAME') or plan.org}: "
-        "log in with your coursehub account"
+        **hub.template_vars,
+        "announcement_login": login_announcement(env.get("ORGANIZATION_NAME") or plan.org),
     }
     return c
 
