@@ -86,6 +86,7 @@ def _print_login(inst, site_file: str) -> None:
 
 
 def cmd_up(args) -> int:
+    from .safefs import UnsafePathError
     from .targets.local.install import PreflightError, prepare
     from .targets.local.runtime import (
         Installation,
@@ -116,7 +117,7 @@ def cmd_up(args) -> int:
     except SiteError as err:
         print(err, file=sys.stderr)
         return 2
-    except PreflightError as err:
+    except (PreflightError, UnsafePathError) as err:
         return _fail(str(err))
     plan = prepared.plan
     _step(
@@ -469,7 +470,11 @@ def cmd_nbgrader(args) -> int:
 
 def cmd_sample(args) -> int:
     """Put the sample assignment into a course, generate it and release it."""
-    from .sample import write_sample
+    import nbformat
+
+    from .names import assignment_name_problem
+    from .runas import write_files_as
+    from .sample import sample_notebook
 
     inst = _installation(args)
     data_dir = inst.data_dir
@@ -477,13 +482,22 @@ def cmd_sample(args) -> int:
     if args.course not in plan.courses:
         return _fail(f"no course {args.course!r} in this installation")
     g = plan.courses[args.course]
-    src = Path(g.course_root, "source", args.name)
-    for folder in (src.parent, src):
-        folder.mkdir(mode=0o755, exist_ok=True)
-        os.chown(folder, g.account.uid, g.account.gid)
-    nb = src / f"{args.name}.ipynb"
-    write_sample(str(nb))
-    os.chown(nb, g.account.uid, g.account.gid)
+    if problem := assignment_name_problem(args.name):
+        return _fail(f"assignment name {args.name!r} {problem}")
+    # the course folder is the grader's: the grader writes into it, not root
+    write_files_as(
+        g.account,
+        [
+            (
+                str(Path(g.course_root, "source", args.name)),
+                0o755,
+                f"{args.name}.ipynb",
+                nbformat.writes(sample_notebook()),
+            )
+        ],
+        cwd=g.course_root,
+        what=f"the sample assignment of {args.course}",
+    )
     nbgrader = os.path.join(inst.runtime()["user_env"], "bin", "nbgrader")
     _step(f"Generating {args.name} in {args.course}")
     rc = run_as_grader(

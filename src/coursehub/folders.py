@@ -1,43 +1,35 @@
-"""Make the Plan's folders and files on disk, with their owners and modes."""
+"""Make the Plan's folders and files on disk, with their owners and modes.
+
+Many of them sit inside folders that graders and students own (a course's
+exchange, a student's inbound folder, the grader's course folder), so every
+operation goes through coursehub.safefs: directory descriptors walked down from
+`/`, no link followed where another account could have made it.
+"""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from .plan import File, Folder, Plan
-from .secrets import write_private
+from .safefs import UnsafePathError, ensure_folder
+from .safefs import write_file as _write
+
+__all__ = ["UnsafePathError", "apply_layout", "make_folder", "make_home", "write_file"]
 
 
 def make_folder(folder: Folder) -> None:
-    path = Path(folder.path)
-    path.mkdir(mode=0o700, exist_ok=True)  # no wider than 0700 before the chown below
-    st = path.lstat()
-    if path.is_symlink() or not path.is_dir():
-        raise RuntimeError(f"{path} should be a folder, and is not; move it away")
-    if (st.st_uid, st.st_gid) != (folder.uid, folder.gid):
-        os.chown(path, folder.uid, folder.gid)
-    os.chmod(path, folder.mode)
+    ensure_folder(folder.path, folder.uid, folder.gid, folder.mode)
 
 
 def write_file(f: File) -> bool:
     """Write one planned file. Returns False when it exists and is the course's own."""
-    path = Path(f.path)
-    if path.exists() and not f.overwrite:
-        return False
-    if path.exists() and path.read_text() == f.content:
-        os.chown(path, f.uid, f.gid)
-        os.chmod(path, f.mode)
-        return True
-    write_private(path, f.content, mode=0o600)
-    os.chown(path, f.uid, f.gid)
-    os.chmod(path, f.mode)
-    return True
+    return _write(f.path, f.content.encode(), f.uid, f.gid, f.mode, overwrite=f.overwrite)
 
 
 def apply_layout(plan: Plan) -> None:
     """Make every folder of the Plan, outermost first, then its files."""
-    Path(plan.paths.data_dir).parent.mkdir(parents=True, exist_ok=True)
+    # the data folder's own parents are the operator's choice (root's), made as usual
+    os.makedirs(os.path.dirname(plan.paths.data_dir.rstrip("/")) or "/", exist_ok=True)
     for folder in plan.folders:
         make_folder(folder)
     for f in plan.files:

@@ -12,8 +12,9 @@ MAX_USERNAME = 32  # the Linux limit for account names
 GRADER_PREFIX = "grader-"
 MAX_COURSE_ID = MAX_USERNAME - len(GRADER_PREFIX)  # grader-{course} must fit too
 
-_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-_COURSE_ID = re.compile(r"^[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?$")
+# \Z, not $: `$` also matches before a final line break, and "alice\n" must not pass
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]*\Z")
+_COURSE_ID = re.compile(r"^[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?\Z")
 
 RESERVED_USERNAMES = frozenset({"root", "nobody", "daemon", "jovyan", "admin", "coursehub"})
 # Hub service names live beside course ids: coursehub's own service keeps its name.
@@ -73,4 +74,18 @@ def course_id_problem(course_id: object) -> str | None:
         )
     if course_id in RESERVED_COURSE_IDS:
         return "is reserved for coursehub's own hub service; choose another id"
+    return None
+
+
+_ASSIGNMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # \Z: "ps1\n" must not pass
+
+
+def assignment_name_problem(name: str) -> str | None:
+    """Why `name` cannot name an assignment that coursehub writes (a folder below the
+    course's source/), or None when it can."""
+    if not _ASSIGNMENT.match(name) or ".." in name:
+        return (
+            "must be letters, digits, '_', '.' and '-' (at most 64, no '..'), "
+            "for example 'ps1' or 'week-2'"
+        )
     return None

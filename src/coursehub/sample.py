@@ -63,7 +63,3 @@ def sample_notebook() -> nbformat.NotebookNode:
         ),
     ]
     return nb
-
-
-def write_sample(path: str) -> None:
-    nbformat.write(sample_notebook(), path)

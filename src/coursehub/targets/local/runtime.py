@@ -6,6 +6,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -101,15 +102,60 @@ def run_as_grader(
         find_nss_wrapper(),
     )
     root = plan.courses[course_id].course_root
-    return subprocess.run(
+    # Code in the course's configuration runs here: it gets no terminal of root's (a new
+    # session, stdin from /dev/null, output through pipes), so it can neither type into
+    # root's shell (TIOCSTI) nor read what root types.
+    proc = subprocess.Popen(  # noqa: S603 - the operator's own nbgrader command
         argv,
         env=spec.env,
         cwd=root,
         preexec_fn=demote(spec.account, cwd=root),  # noqa: PLW1509
-        capture_output=capture,
-        text=True,
-        check=False,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
+    out, err = _relay(proc, echo=not capture)
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+# What a grader's output may show on root's terminal: text, no control sequences.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """Text with every control character but newline and tab shown as '?'."""
+    return _CONTROL.sub("?", text)
+
+
+def _relay(proc: subprocess.Popen, echo: bool) -> tuple[str, str]:
+    """Read both pipes to the end; with `echo`, show each line as it comes, made safe."""
+    import codecs
+    import selectors
+
+    out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
+    streams = {
+        out_fd: (sys.stdout, [], codecs.getincrementaldecoder("utf-8")("replace")),
+        err_fd: (sys.stderr, [], codecs.getincrementaldecoder("utf-8")("replace")),
+    }
+    sel = selectors.DefaultSelector()
+    for fd in streams:
+        sel.register(fd, selectors.EVENT_READ)
+    while sel.get_map():
+        for key, _ in sel.select():
+            chunk = os.read(key.fd, 65536)  # what is there: never waits for a whole line
+            target, kept, decoder = streams[key.fd]
+            text = decoder.decode(chunk, final=not chunk)
+            if not chunk:
+                sel.unregister(key.fd)
+            kept.append(text)
+            if echo and text:
+                target.write(terminal_safe(text))
+                target.flush()
+    proc.wait()
+    proc.stdout.close()
+    proc.stderr.close()
+    return "".join(streams[out_fd][1]), "".join(streams[err_fd][1])
 
 
 def process_specs(inst: Installation) -> list[ProcessSpec]:

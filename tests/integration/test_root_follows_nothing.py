@@ -1,0 +1,201 @@
+"""Root never follows a path a grader controls, and grader commands get no root terminal.
+
+The grader account is reachable by every instructor (the grader notebook has a
+terminal) and by student code during autograde. Here a process under the
+grader's uid swaps its own folders for links to a folder only root may touch,
+in a tight loop, while root runs what it runs in those folders: `coursehub up`
+on the running installation (folders, planned files, gradebook rows), `member
+add`, `sample`. Nothing outside the grader's own folders may change owner, mode
+or content; once the attacker stops, the same commands work.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import pty
+import select
+import shutil
+import stat
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+
+if os.geteuid() != 0:
+    pytest.skip("runs attacks under other uids: needs root", allow_module_level=True)
+
+COURSE = "optics"
+SITE = {
+    "org": "Trust College",
+    "auth": {"type": "first-use"},
+    "courses": [{"id": COURSE, "title": "Optics", "instructors": ["iris"], "students": ["kai"]}],
+}
+
+
+@pytest.fixture
+def victim():
+    """A folder and a file that only root may change: what the attacks aim at."""
+    base = Path(tempfile.mkdtemp(prefix="coursehub-victim-", dir="/var/tmp"))
+    base.chmod(0o755)
+    (base / "secret").write_text("root's own\n")
+    (base / "secret").chmod(0o600)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def snapshot(base: Path) -> dict:
+    out = {}
+    for path in [base, *sorted(base.rglob("*"))]:
+        st = path.lstat()
+        content = path.read_bytes() if stat.S_ISREG(st.st_mode) else None
+        out[str(path)] = (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), content)
+    return out
+
+
+def _swap(targets: list[str], victim: str) -> None:
+    """As the grader: each planned folder, then a link to the victim, again and again."""
+    while True:
+        for real in targets:
+            moved = real + ".real"
+            try:
+                os.rename(real, moved)
+                os.symlink(victim, real)
+                time.sleep(0.0005)
+                os.unlink(real)
+                os.rename(moved, real)
+            except OSError:
+                pass
+
+
+def _as(uid: int, gid: int, fn, *args) -> None:
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+    fn(*args)
+
+
+def _restore(targets: list[str]) -> None:
+    """Put back whatever the killed attacker left half swapped."""
+    for real in targets:
+        if os.path.islink(real):
+            os.unlink(real)
+        if os.path.exists(real + ".real") and not os.path.exists(real):
+            os.rename(real + ".real", real)
+
+
+def test_root_follows_no_link_the_grader_plants(inst, victim):
+    plan = inst.plan()
+    g = plan["courses"][COURSE]
+    account = g["account"]
+    exchange = Path(plan["paths"]["exchange"], COURSE)
+    targets = [
+        str(exchange / "inbound"),
+        str(exchange / "outbound"),
+        str(exchange / "feedback"),
+        str(Path(account["home"], ".jupyter")),
+        str(Path(g["course_root"], "source")),
+    ]
+    os.makedirs(targets[-1], exist_ok=True)
+    os.chown(targets[-1], account["uid"], account["gid"])
+    before = snapshot(victim)
+    attacker = multiprocessing.get_context("fork").Process(
+        target=_as, args=(account["uid"], account["gid"], _swap, targets, str(victim)), daemon=True
+    )
+    attacker.start()
+    outcomes = []
+    try:
+        time.sleep(0.5)
+        assert attacker.is_alive(), "the attacker did not start"
+        data = yaml.safe_load(inst.site_file.read_text())
+        data["courses"][0]["students"].append("lou")
+        inst.site_file.write_text(yaml.safe_dump(data, sort_keys=False))
+        for args in (
+            ("up", "--site", str(inst.site_file)),
+            ("member", "add", COURSE, "max", "--site", str(inst.site_file)),
+            ("sample", COURSE, "--name", "ps1", "--no-release"),
+            ("up", "--site", str(inst.site_file)),
+        ):
+            outcomes.append(inst.cli(*args, check=False, timeout=300).returncode)
+    finally:
+        attacker.kill()
+        attacker.join()
+        _restore(targets)
+    assert snapshot(victim) == before, "root changed a file through the grader's link"
+    # nothing of root's went into the victim folder, and no link is left in the plan's places
+    assert not any(os.path.islink(t) for t in targets)
+
+    # the honest path, once the attacker stops
+    out = inst.cli("up", "--site", str(inst.site_file))
+    assert out.returncode == 0, out.stdout + out.stderr
+    out = inst.cli("sample", COURSE, "--name", "ps2")
+    assert out.returncode == 0, out.stdout + out.stderr
+    plan = inst.plan()
+    assert {"kai", "lou", "max"} <= set(plan["courses"][COURSE]["students"])
+    inbound = Path(plan["paths"]["exchange"], COURSE, "inbound", "lou")
+    assert inbound.is_dir() and inbound.stat().st_uid == plan["people"]["lou"]["account"]["uid"]
+    released = Path(plan["paths"]["exchange"], COURSE, "outbound", "ps2")
+    assert released.is_dir()
+    assert snapshot(victim) == before
+    print("outcomes under attack:", outcomes)
+
+
+PROBE = """
+# --- appended by the grader: runs whenever nbgrader reads this course's configuration
+import json as _json, os as _os
+_found = {"isatty": [_os.isatty(fd) for fd in (0, 1, 2)], "new_session": _os.getsid(0) == _os.getpid()}
+try:
+    _os.close(_os.open("/dev/tty", _os.O_RDWR))
+    _found["dev_tty"] = True
+except OSError:
+    _found["dev_tty"] = False
+with open(_os.path.join(_os.path.expanduser("~"), "probe.json"), "w") as _f:
+    _json.dump(_found, _f)
+print("\\x1b]0;a title from the course config\\x07probe ran", flush=True)
+"""
+
+
+def test_grader_commands_get_no_terminal_of_roots(inst):
+    """`coursehub nbgrader` from an admin's terminal: code in the course's configuration
+    (the grader writes it) finds no way to the operator's terminal."""
+    plan = inst.plan()
+    g = plan["courses"][COURSE]
+    home = Path(g["account"]["home"])
+    config = Path(g["course_root"], "nbgrader_config.py")
+    original = config.read_text()
+    (home / "probe.json").unlink(missing_ok=True)
+    config.write_text(original + PROBE)  # as the grader could, from the grader notebook
+    argv = [sys.executable, "-m", "coursehub", "nbgrader", COURSE, "--data-dir"]
+    argv += [str(inst.data_dir), "--", "db", "student", "list"]
+    try:
+        pid, fd = pty.fork()
+        if pid == 0:  # the operator's terminal: a pty whose other end this test holds
+            os.execv(sys.executable, argv)  # noqa: S606 - the real CLI
+        output = b""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 1)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the other end closed
+                break
+            if not chunk:
+                break
+            output += chunk
+        _, status = os.waitpid(pid, 0)
+    finally:
+        config.write_text(original)
+    text = output.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "probe ran" in text and "kai" in text, text
+    found = json.loads((home / "probe.json").read_text())
+    assert found == {"isatty": [False, False, False], "new_session": True, "dev_tty": False}
+    assert b"\x1b" not in output and b"\x07" not in output  # no escape sequence reached it
