@@ -9,6 +9,7 @@ reused, even after a person or a course leaves the site file.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,37 +65,104 @@ class Ids:
             return cls()
 
 
-def _next(used: set[int], base: int) -> int:
-    return max(used, default=base - 1) + 1 if used and max(used) >= base else base
+# The highest number coursehub hands out; beyond it allocation stops with a clear error.
+MAX_ID = 2**31 - 2
+
+
+class IdsExhaustedError(RuntimeError):
+    pass
+
+
+def _next(
+    kind: list[int],
+    base: int,
+    used: set[int],
+    host_taken: Callable[[int], bool],
+    limit: int,
+    what: str,
+) -> int:
+    """The next number above this kind's highest (numbers never move back), that no
+    account or group of any kind, here, in another installation or on the host, has."""
+    n = max([base - 1, *(k for k in kind if k >= base)]) + 1
+    while n in used or host_taken(n):
+        n += 1
+    if n > limit:
+        raise IdsExhaustedError(
+            f"no free number left for {what} (coursehub gives at most {limit}); remove "
+            "installations this machine no longer needs ('coursehub down' and delete their "
+            "data folders), or free the numbers other accounts hold"
+        )
+    used.add(n)
+    kind.append(n)
+    return n
+
+
+def _nobody(n: int) -> bool:
+    return False
 
 
 def allocate(
-    people: list[str], course_ids: list[str], previous: Ids, taken: Ids | None = None
+    people: list[str],
+    course_ids: list[str],
+    previous: Ids,
+    taken: Ids | None = None,
+    host_taken: Callable[[int], bool] = _nobody,
+    limit: int = MAX_ID,
 ) -> Ids:
     """Keep every id already given; give new names the next unused numbers.
 
-    `taken`: the ids of the machine's other installations, never given again here.
+    uids (and the private gids equal to them), grader uids and course gids come from one
+    pool: no number is ever both a person's uid and a course's gid, however many people
+    and courses there are. `taken`: the ids of the machine's other installations;
+    `host_taken(n)`: whether the host already has an account or group numbered n. Neither
+    is handed out again.
     """
     taken = taken or Ids()
     uids = dict(previous.people)
-    used_uids = set(uids.values()) | set(taken.people.values())
-    for name in people:
-        if name not in uids:
-            uids[name] = _next(used_uids, PERSON_UID_BASE)
-            used_uids.add(uids[name])
     slots = dict(previous.courses)
     graders = {c: previous.grader_uid(c) for c in slots}
     groups = {c: previous.course_gid(c) for c in slots}
-    used_graders = set(graders.values()) | set(taken.graders.values())
-    used_groups = set(groups.values()) | set(taken.groups.values())
+    used = (
+        set(uids.values())
+        | set(graders.values())
+        | set(groups.values())
+        | set(taken.people.values())
+        | {taken.grader_uid(c) for c in taken.courses}
+        | set(taken.graders.values())
+        | set(taken.groups.values())
+    )
+    people_numbers = [*uids.values(), *taken.people.values()]
+    grader_numbers = [*graders.values(), *taken.graders.values()]
+    group_numbers = [*groups.values(), *taken.groups.values()]
+    for name in people:
+        if name not in uids:
+            uids[name] = _next(
+                people_numbers, PERSON_UID_BASE, used, host_taken, limit, f"person {name!r}"
+            )
     for course_id in course_ids:
         if course_id not in slots:
             slots[course_id] = max(slots.values(), default=-1) + 1
-            graders[course_id] = _next(used_graders, GRADER_UID_BASE)
-            groups[course_id] = _next(used_groups, COURSE_GID_BASE)
-            used_graders.add(graders[course_id])
-            used_groups.add(groups[course_id])
+            what = f"course {course_id!r}"
+            graders[course_id] = _next(
+                grader_numbers, GRADER_UID_BASE, used, host_taken, limit, what
+            )
+            groups[course_id] = _next(group_numbers, COURSE_GID_BASE, used, host_taken, limit, what)
     return Ids(people=uids, courses=slots, graders=graders, groups=groups)
+
+
+def host_taken(n: int) -> bool:
+    """Whether this machine already has a user or a group numbered n (its files, NSS
+    included: a directory service's accounts count too)."""
+    import grp
+    import pwd
+
+    for lookup in (pwd.getpwuid, grp.getgrgid):
+        try:
+            lookup(n)
+        except KeyError:
+            continue
+        return True
+    return False
 
 
 def merge(ids: list[Ids]) -> Ids:

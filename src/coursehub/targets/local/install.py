@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ...folders import apply_layout
 from ...hub.config import render_jupyterhub_config
-from ...ids import Ids, allocate, merge
+from ...ids import Ids, IdsExhaustedError, allocate, host_taken, merge
 from ...lti.credentials import CredentialsError, lti11_credentials, store_lti_credentials
 from ...lti.keys import ensure_tool_key
 from ...plan import Plan, derive, plan_file_of
@@ -157,7 +157,10 @@ def prepare(
     # Isolated, the machine's registry of ids stays locked from allocation to writing,
     # so that two installations prepared at once never get the same uid.
     with _registry() if isolated else nullcontext() as registry:
-        prepared = _prepare_locked(site, data_dir, user_env, isolated, running, registry)
+        try:
+            prepared = _prepare_locked(site, data_dir, user_env, isolated, running, registry)
+        except IdsExhaustedError as err:
+            raise PreflightError(str(err)) from None
     return prepared
 
 
@@ -168,7 +171,11 @@ def _prepare_locked(
     ids = Ids.load(ids_file)
     if registry is not None:  # uids unique across the machine's installations
         ids = allocate(
-            list(site.everyone), [c.id for c in site.courses], ids, _others(registry, data_dir)
+            list(site.everyone),
+            [c.id for c in site.courses],
+            ids,
+            _others(registry, data_dir),
+            host_taken=host_taken,  # never a number the host's own accounts or groups have
         )
     plan = derive(site, data_dir, isolated=isolated, ids=ids, owner=(os.getuid(), os.getgid()))
     if isolated:
