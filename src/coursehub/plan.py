@@ -238,15 +238,20 @@ class Plan:
         return Folder(a.home, a.uid, a.gid, 0o700, f"home of {name}: nobody else may read it")
 
     def passwd_file(self, account: str) -> str:
-        """The passwd file a server of `account` resolves its own uid with.
+        """The passwd file a server of `account` resolves uids with (nss_wrapper).
 
-        Isolated, one file names every uid. Otherwise every server shares one uid,
-        so each account gets a file of its own that maps that uid to its name
-        (nbgrader files a submission under the name its uid resolves to).
+        Each account has its own, readable by that account alone: a person's names
+        them and the graders of their courses, a grader's names its course's members
+        (collect looks up who owns each submission). Nobody reads the whole roster
+        (not isolated, every server shares one uid: the file maps it to its name, as
+        nbgrader files a submission under the name its uid resolves to).
         """
-        if self.isolated:
-            return self.paths.passwd
         return f"{self.paths.etc}/nss/{account}.passwd"
+
+    def group_file(self, account: str) -> str:
+        """The group file of `account`'s servers: its own groups, with itself the only
+        member of each (a group's member list would be the course's roster)."""
+        return f"{self.paths.etc}/nss/{account}.group"
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
@@ -461,6 +466,26 @@ def _passwd(accounts: list[Account]) -> str:
     return "".join(f"{a.name}:x:{a.uid}:{a.gid}:{a.name}:{a.home}:/bin/bash\n" for a in accounts)
 
 
+def _nss_view(
+    a: Account,
+    people: dict[str, Person],
+    courses: dict[str, GraderService],
+    course_gid: dict[str, int],
+    by_name: dict[str, Account],
+) -> tuple[list[Account], dict[str, tuple[int, list[str]]]]:
+    """Whom `a`'s servers may resolve: a person, themselves and the graders of their
+    courses; a grader, its course's members. Course groups list `a` alone."""
+    if a.name in people:
+        course_ids = sorted(people[a.name].courses)
+        known = [a, *(courses[c].account for c in course_ids if c in courses)]
+    else:
+        g = next(g for g in courses.values() if g.account.name == a.name)
+        course_ids = [g.course_id]
+        members = [*g.instructors, *g.students]
+        known = [a, *(by_name[n] for n in dict.fromkeys(members) if n in by_name)]
+    return known, {f"course-{c}": (course_gid[c], [a.name]) for c in course_ids}
+
+
 def _group(accounts: list[Account], course_groups: dict[str, tuple[int, list[str]]]) -> str:
     lines = [f"{a.name}:x:{a.gid}:\n" for a in accounts]
     lines += [
@@ -642,10 +667,12 @@ def derive(
             else [Folder(paths.jupyter_config, ru, rg, 0o755, "nbgrader layer 1 for every server")]
         ),
         Folder(f"{paths.jupyter_config}/roles", ru, rg, 0o755, "Jupyter config per environment"),
-        *(
-            []
-            if isolated
-            else [Folder(f"{paths.etc}/nss", ru, rg, 0o755, "one passwd file per account")]
+        Folder(
+            f"{paths.etc}/nss",
+            ru,
+            rg,
+            0o711 if isolated else 0o755,
+            "a passwd and a group file per account: traverse only, nobody lists the names",
         ),
         Folder(paths.homes, ru, rg, 0o711, "homes: traverse only, nobody lists the names"),
         # SYSTEM: grader homes are in the host's /home, which is not coursehub's to change
@@ -719,6 +746,10 @@ def derive(
 
     # Files.
     accounts = [p.account for p in people.values()] + [g.account for g in courses.values()]
+    all_course_groups = {
+        f"course-{c.id}": (course_gid[c.id], [grader_account(c.id), *c.instructors, *c.students])
+        for c in site.courses
+    }
     extensions = {env: extension_settings(env) for env in EXTENSIONS}
     files: list[File] = [
         File(
@@ -728,32 +759,19 @@ def derive(
             rg,
             0o644,
         ),
-        File(paths.passwd, _passwd(accounts), ru, rg, 0o644),
-        *(
-            []
-            if isolated
-            else [
-                File(f"{paths.etc}/nss/{a.name}.passwd", _passwd([a]), ru, rg, 0o644)
-                for a in accounts
-            ]
-        ),
-        File(
-            paths.group,
-            _group(
-                accounts,
-                {
-                    f"course-{c.id}": (
-                        course_gid[c.id],
-                        [grader_account(c.id), *c.instructors, *c.students],
-                    )
-                    for c in site.courses
-                },
-            ),
-            ru,
-            rg,
-            0o644,
-        ),
+        # the whole roster, for the operator only (servers read their own files below)
+        File(paths.passwd, _passwd(accounts), ru, rg, 0o600),
+        File(paths.group, _group(accounts, all_course_groups), ru, rg, 0o600),
     ]
+    by_name = {a.name: a for a in accounts}
+    for a in accounts:
+        known, groups_of = _nss_view(a, people, courses, course_gid, by_name)
+        # readable by the account alone (its own group); not isolated, all is one uid
+        mode, gid = (0o640, a.gid) if isolated else (0o644, rg)
+        files += [
+            File(f"{paths.etc}/nss/{a.name}.passwd", _passwd(known), ru, gid, mode),
+            File(f"{paths.etc}/nss/{a.name}.group", _group(known, groups_of), ru, gid, mode),
+        ]
 
     def server_config(env: str) -> str:
         return server_config_json(extensions[env])

@@ -47,7 +47,7 @@ def account_env(plan: Plan, account: Account, nss_wrapper: str | None) -> dict[s
         env.update(
             LD_PRELOAD=nss_wrapper,
             NSS_WRAPPER_PASSWD=plan.passwd_file(account.name),
-            NSS_WRAPPER_GROUP=plan.paths.group,
+            NSS_WRAPPER_GROUP=plan.group_file(account.name),
         )
     return env
 

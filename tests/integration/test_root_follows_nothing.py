@@ -199,3 +199,44 @@ def test_grader_commands_get_no_terminal_of_roots(inst):
     found = json.loads((home / "probe.json").read_text())
     assert found == {"isatty": [False, False, False], "new_session": True, "dev_tty": False}
     assert b"\x1b" not in output and b"\x07" not in output  # no escape sequence reached it
+
+
+ROSTER_PROBE = """
+import json, os, pwd, grp
+out = {"names": sorted(p.pw_name for p in pwd.getpwall()),
+       "groups": sorted(f"{g.gr_name}:{','.join(g.gr_mem)}" for g in grp.getgrall())}
+for what, path in (("roster", PASSWD), ("other", OTHER), ("listing", NSS)):
+    try:
+        os.listdir(path) if what == "listing" else open(path).read()
+        out[what] = "read"
+    except PermissionError:
+        out[what] = "refused"
+print(json.dumps(out))
+"""
+
+
+def test_a_student_resolves_only_themselves_and_their_graders(inst):
+    """The passwd and group files a student's server reads name the student and the
+    graders of their courses; the roster is in no file the student can read."""
+    from hubclient import Person
+    from kernel import Kernel
+
+    plan = inst.plan()
+    etc = plan["paths"]["etc"]
+    kai = Person(inst.url, "kai")
+    kai.login("kai-password-7")
+    assert kai.logged_in()
+    kai.start_server()
+    kernel = Kernel(kai)
+    try:
+        code = (
+            f"PASSWD, OTHER, NSS = {plan['paths']['passwd']!r}, {etc + '/nss/grader-' + COURSE + '.passwd'!r}, "
+            f"{etc + '/nss'!r}\n" + ROSTER_PROBE
+        )
+        found = json.loads(kernel.run(code).strip().splitlines()[-1])
+    finally:
+        kernel.close()
+    assert found["names"] == ["grader-optics", "kai"]
+    assert f"course-{COURSE}:kai" in found["groups"], found["groups"]
+    assert not any("iris" in g for g in found["groups"])  # the course's instructor
+    assert (found["roster"], found["other"], found["listing"]) == ("refused",) * 3

@@ -184,8 +184,8 @@ def test_nss_wrapper_and_role_config_in_the_environment_and_no_secret(plan, fake
     assert env["USER"] == env["LOGNAME"] == "sam"
     assert env["HOME"] == f"{DATA_DIR}/homes/sam"
     assert env["LD_PRELOAD"] == "libnss_wrapper.so"
-    assert env["NSS_WRAPPER_PASSWD"] == plan.passwd_file("sam") == f"{ETC}/passwd"
-    assert env["NSS_WRAPPER_GROUP"] == f"{ETC}/group"
+    assert env["NSS_WRAPPER_PASSWD"] == plan.passwd_file("sam") == f"{ETC}/nss/sam.passwd"
+    assert env["NSS_WRAPPER_GROUP"] == plan.group_file("sam") == f"{ETC}/nss/sam.group"
     assert env["JUPYTER_CONFIG_DIR"] == plan.people["sam"].config_dir
     assert env["JUPYTER_CONFIG_DIR"] == f"{ETC}/jupyter/roles/student"
     assert env["JUPYTER_CONFIG_PATH"] == f"{ETC}/jupyter"
@@ -218,7 +218,7 @@ def test_the_grader_sees_its_own_course_and_its_students_feedback_only(plan, fak
     assert env["JUPYTERHUB_SERVICE_NAME"] == "biology"
     assert env["JUPYTERHUB_SERVICE_PREFIX"] == "/services/biology/"
     assert env["JUPYTER_CONFIG_DIR"] == f"{home}/.jupyter"
-    assert env["NSS_WRAPPER_PASSWD"] == f"{ETC}/passwd"
+    assert env["NSS_WRAPPER_PASSWD"] == f"{ETC}/nss/grader-biology.passwd"
     # its token is a secret: the compose target passes it from env.service, never here
     assert "JUPYTERHUB_API_TOKEN" not in env
     assert not set(fake_secrets.values()) & set(env.values())
@@ -297,7 +297,7 @@ def test_in_the_system_layout_containers_see_the_pocs_places(system_plan):
         rw(f"{ex}/biology/inbound/sam"),
         ro(f"{ex}/.feedback/sam"),
     )
-    assert sam.environment["NSS_WRAPPER_PASSWD"] == "/etc/jupyterhub/passwd"
+    assert sam.environment["NSS_WRAPPER_PASSWD"] == "/etc/jupyterhub/nss/sam.passwd"
     assert sam.environment["JUPYTER_CONFIG_PATH"] == "/etc/jupyterhub"
     assert sam.environment["JUPYTER_CONFIG_DIR"] == "/etc/jupyterhub/roles/student"
     # the hub's runtime folder holds homes beside secrets and state: only a home is mounted

@@ -251,8 +251,8 @@ def test_a_student_container_as_the_engine_receives_it(
     env = env_of(create)
     assert env["USER"] == "sam" and env["HOME"] == home
     assert env["LD_PRELOAD"] == "libnss_wrapper.so"
-    assert env["NSS_WRAPPER_PASSWD"] == f"{data_dir}/etc/passwd"
-    assert env["NSS_WRAPPER_GROUP"] == f"{data_dir}/etc/group"
+    assert env["NSS_WRAPPER_PASSWD"] == f"{data_dir}/etc/nss/sam.passwd"
+    assert env["NSS_WRAPPER_GROUP"] == f"{data_dir}/etc/nss/sam.group"
     assert env["JUPYTER_CONFIG_DIR"] == f"{data_dir}/etc/jupyter/roles/student"
     assert env["JUPYTER_CONFIG_PATH"] == f"{data_dir}/etc/jupyter"
     assert env["JUPYTERHUB_USER"] == "sam"
@@ -287,7 +287,7 @@ def test_in_the_system_layout_the_student_container_mounts_the_pocs_places(engin
     tom = plan.people["tom"].account
     assert create.body["User"] == f"{tom.uid}:{tom.gid}"
     env = env_of(create)
-    assert env["NSS_WRAPPER_PASSWD"] == f"{root}/etc/jupyterhub/passwd"
+    assert env["NSS_WRAPPER_PASSWD"] == f"{root}/etc/jupyterhub/nss/tom.passwd"
     assert env["JUPYTER_CONFIG_PATH"] == f"{root}/etc/jupyterhub"
     assert os.stat(home).st_uid == tom.uid
 

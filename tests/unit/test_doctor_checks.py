@@ -132,11 +132,12 @@ def test_seen_reads_lstat(tmp_path):
 
 def test_planned_files(plan):
     names = Names(plan)
-    passwd = next(f for f in plan.files if f.path == plan.paths.passwd)
-    assert compare_file(passwd, Seen(0, 0, 0o644, "file"), names) == []
-    [p] = compare_file(passwd, Seen(0, 0, 0o666, "file"), names)
-    assert p.check == "files" and "666 instead of 644" in p.what and "others may change" in p.what
-    assert p.fix == f"chmod 644 {passwd.path}"
+    passwd = next(f for f in plan.files if f.path == plan.passwd_file("sam"))
+    gid = plan.people["sam"].account.gid
+    assert compare_file(passwd, Seen(0, gid, 0o640, "file"), names) == []
+    [p] = compare_file(passwd, Seen(0, gid, 0o666, "file"), names)
+    assert p.check == "files" and "666 instead of 640" in p.what and "others may change" in p.what
+    assert p.fix == f"chmod 640 {passwd.path}"
     [p] = compare_file(passwd, None, names)
     assert "missing" in p.what and "coursehub up" in p.fix
 

@@ -420,8 +420,30 @@ def test_not_isolated_every_account_is_the_owner(site):
             assert f.gid == 1234
 
 
-def test_isolated_everyone_shares_one_passwd_file(plan):
-    assert plan.passwd_file("sam") == plan.passwd_file("tom") == f"{DATA_DIR}/etc/passwd"
+def test_each_account_resolves_only_whom_it_needs(plan):
+    """No server reads the roster: a student resolves themselves and their courses'
+    graders, a grader its course's members; each file is readable by its account alone."""
+
+    def names(path: str) -> list[str]:
+        return [line.split(":")[0] for line in file(plan, path).content.splitlines()]
+
+    sam, tom = plan.people["sam"].account, plan.people["tom"].account
+    assert names(plan.passwd_file("sam")) == ["sam", "grader-algebra", "grader-biology"]
+    assert names(plan.passwd_file("tom")) == ["tom", "grader-biology"]
+    assert names(plan.passwd_file("grader-algebra")) == ["grader-algebra", "ines", "sam"]
+    assert "tom" not in names(plan.passwd_file("grader-algebra"))
+    group = file(plan, plan.group_file("sam")).content.splitlines()
+    assert f"course-biology:x:{course_gid(plan, 'biology')}:sam" in group
+    assert not any("tom" in line for line in group)
+    for name, account in (("sam", sam), ("tom", tom)):
+        for path in (plan.passwd_file(name), plan.group_file(name)):
+            f = file(plan, path)
+            assert (f.uid, f.gid, f.mode) == (0, account.gid, 0o640)
+    # the whole roster is the operator's alone, and the names of the files are not listable
+    assert file(plan, f"{DATA_DIR}/etc/passwd").mode == 0o600
+    assert file(plan, f"{DATA_DIR}/etc/group").mode == 0o600
+    nss = next(f for f in plan.folders if f.path == f"{DATA_DIR}/etc/nss")
+    assert nss.mode == 0o711
 
 
 # Serialisation and input checks.

@@ -31,7 +31,8 @@ from .runtime import Installation, run_as_grader, save_runtime, wait_healthy
 _GRADEBOOK_SYNC = """
 import json, sys
 from nbgrader.api import Gradebook, Student
-db_url, course_id, wanted = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+db_url, course_id = sys.argv[1], sys.argv[2]
+wanted = json.load(sys.stdin)  # the roster: never on a command line, which every uid sees
 with Gradebook(db_url, course_id) as gb:
     have = {s.id for s in gb.students}
     added = [n for n in wanted if n not in have]
@@ -226,8 +227,9 @@ def sync_gradebooks(inst: Installation, plan: Plan) -> dict[str, list[str]]:
         proc = run_as_grader(
             inst,
             cid,
-            [python, "-c", _GRADEBOOK_SYNC, db_url, cid, json.dumps(list(g.students))],
+            [python, "-c", _GRADEBOOK_SYNC, db_url, cid],
             capture=True,
+            input=json.dumps(list(g.students)),
         )
         if proc.returncode != 0:
             raise RuntimeError(

@@ -87,7 +87,11 @@ def save_runtime(data_dir: str, user_env: str, hub_config_file: str, site_file: 
 
 
 def run_as_grader(
-    inst: Installation, course_id: str, argv: list[str], capture: bool = False
+    inst: Installation,
+    course_id: str,
+    argv: list[str],
+    capture: bool = False,
+    input: str | None = None,  # noqa: A002 - as subprocess.run names it
 ) -> subprocess.CompletedProcess:
     """Run a command as the course's grader account, with its configuration and hub variables."""
     plan = inst.plan()
@@ -110,11 +114,23 @@ def run_as_grader(
         env=spec.env,
         cwd=root,
         preexec_fn=demote(spec.account, cwd=root),  # noqa: PLW1509
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL if input is None else subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
+    if input is not None:
+        import threading
+
+        def feed() -> None:
+            try:
+                proc.stdin.write(input.encode())
+            except BrokenPipeError:
+                pass
+            finally:
+                proc.stdin.close()
+
+        threading.Thread(target=feed, daemon=True).start()
     out, err = _relay(proc, echo=not capture)
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
