@@ -39,10 +39,16 @@ def _data_dir(args) -> str:
 
 
 def cmd_init(args) -> int:
+    from .sitefile import SiteFileError, write_site_text
+
     path = Path(args.file)
-    if path.exists() and not args.force:
+    if (path.exists() or path.is_symlink()) and not args.force:
         return _fail(f"{path} exists; pass --force to replace it")
-    path.write_text(STARTER_SITE)
+    try:
+        # 0600: a site file soon holds secrets (an LMS's shared secret, passwords)
+        write_site_text(path, STARTER_SITE, 0o600, None, backup=False)
+    except (SiteFileError, OSError) as err:
+        return _fail(f"cannot write {path}: {err}")
     _say(
         f"Wrote {path}. Edit it, check it with 'coursehub check --site {path}', then 'coursehub up --site {path}'."
     )
@@ -199,14 +205,14 @@ def _site_of(args, inst) -> str:
 def _change(args, change, describe: str) -> int:
     """Change the site file (atomically, old one kept as FILE.bak), then apply it."""
     from .roster import RosterError
-    from .sitefile import change_site
+    from .sitefile import SiteFileError, change_site
     from .targets.local.runtime import Installation
 
     inst = Installation(_data_dir(args))
     site_file = _site_of(args, inst)
     try:
         change_site(site_file, change)
-    except RosterError as err:
+    except (RosterError, SiteFileError) as err:
         return _fail(str(err), 2)
     except SiteError as err:
         print(err, file=sys.stderr)

@@ -6,9 +6,12 @@ invalid raises SiteError and leaves the file as it was.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import os
-import shutil
+import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,9 +28,70 @@ def _yaml() -> YAML:
     return y
 
 
+class SiteFileError(RuntimeError):
+    """The site file cannot be rewritten safely; says why and what to do."""
+
+
+def _open_nofollow(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise SiteFileError(
+                f"{path} is a symbolic link: coursehub rewrites the site file in place and "
+                "never through a link; give --site the file itself"
+            ) from None
+        raise
+
+
 def read_raw(path: str | Path) -> Any:
-    with open(path, encoding="utf-8") as f:
+    fd = _open_nofollow(Path(path))
+    with os.fdopen(fd, encoding="utf-8") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise SiteFileError(f"{path} is not a regular file")
         return _yaml().load(f)
+
+
+def holds_secret(site: Site) -> bool:
+    a = site.auth
+    return bool(a.shared_secret or a.user_password or a.admin_password)
+
+
+def write_site_text(
+    path: str | Path, text: str, mode: int, owner: tuple[int, int] | None, backup: bool
+) -> None:
+    """Write the site file atomically in its folder: a new file (O_EXCL, no link
+    followed) given `mode` and `owner`, renamed over the name; with `backup`, the old
+    file is first copied to FILE.bak the same way. Nothing is written through a link."""
+    path = Path(path)
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if backup:
+            fd = _open_nofollow(path)
+            with os.fdopen(fd, "rb") as f:
+                old = f.read()
+            _replace(dir_fd, f"{path.name}.bak", old, mode, owner)
+        _replace(dir_fd, path.name, text.encode("utf-8"), mode, owner)
+    finally:
+        os.close(dir_fd)
+
+
+def _replace(dir_fd: int, name: str, data: bytes, mode: int, owner: tuple[int, int] | None):
+    tmp = f".{name}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            if owner is not None and os.geteuid() == 0:
+                os.fchown(f.fileno(), *owner)
+            os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
 
 
 def _plain(data: Any) -> Any:
@@ -43,23 +107,15 @@ def change_site(path: str | Path, change: Callable[[Any], None]) -> Site:
     """Apply `change` to the site file's data, check it, and write it back atomically."""
     path = Path(path)
     data = read_raw(path)
+    st = os.lstat(path)
     change(data)
     site = parse_site(_plain(data), str(path))  # SiteError: nothing is written
     out = io.StringIO()
     _yaml().dump(data, out)
-    text = out.getvalue()
-    shutil.copy2(path, path.with_name(path.name + ".bak"))
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        shutil.copymode(path, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # its mode and owner kept; once it holds a secret, nobody else may read it
+    mode = stat.S_IMODE(st.st_mode) & (0o600 if holds_secret(site) else 0o7777)
+    write_site_text(path, out.getvalue(), mode, (st.st_uid, st.st_gid), backup=True)
     return site
 
 
-__all__ = ["SiteError", "change_site", "read_raw"]
+__all__ = ["SiteError", "SiteFileError", "change_site", "read_raw", "write_site_text"]
