@@ -932,6 +932,93 @@ def _check_token(plan: Plan, api: str, service: str, token: str) -> list[Problem
     )
 
 
+def identity_overlaps(plan: Plan, host_taken: Callable[[int], bool]) -> list[Problem]:
+    """Numbers that mean two things: a uid that is also a course's gid or another
+    account's uid, or a number the host's own accounts or groups have."""
+    owners: dict[int, list[str]] = {}
+    for name, person in plan.people.items():
+        owners.setdefault(person.account.uid, []).append(f"person {name}")
+    for cid, g in plan.courses.items():
+        owners.setdefault(g.account.uid, []).append(f"grader-{cid}")
+        owners.setdefault(plan.ids.course_gid(cid), []).append(f"group course-{cid}")
+    if not plan.isolated:
+        return []  # every account is coursehub's own uid on purpose
+    problems = []
+    for number, names in sorted(owners.items()):
+        if len(names) > 1:
+            problems.append(
+                Problem(
+                    "ids",
+                    f"number {number} is given to {' and '.join(names)}: their files and "
+                    "groups cannot be told apart",
+                    f"edit state/ids.json so that each has its own number, then {REUP}",
+                )
+            )
+        elif host_taken(number):
+            problems.append(
+                Problem(
+                    "ids",
+                    f"number {number} of {names[0]} is also an account or a group of this "
+                    "machine's own (passwd, group or a directory service)",
+                    "give that account or group of the machine another number, or move "
+                    f"{names[0]} to a free one in state/ids.json (then chown its files), then "
+                    f"{REUP}",
+                )
+            )
+    return problems
+
+
+def check_identities(ctx: Context) -> list[Problem]:
+    from .ids import host_taken
+
+    return identity_overlaps(ctx.stored, host_taken)
+
+
+def site_file_problems(path: str) -> list[Problem]:
+    """The site file coursehub rewrites: a link is never followed; with a secret in it,
+    only its owner may read it."""
+    import stat as st_mod
+
+    from .sitefile import holds_secret
+
+    try:
+        found = os.lstat(path)
+    except OSError:
+        return []
+    if st_mod.S_ISLNK(found.st_mode):
+        return [
+            Problem(
+                "site-file",
+                f"the site file {path} is a symbolic link: roster changes and LMS launches, "
+                "which rewrite it, are refused",
+                f"replace the link by the file it points to ({os.path.realpath(path)})",
+            )
+        ]
+    try:
+        site = load_site(path)
+    except SiteError:
+        return []  # the plan check reports a site file that does not load
+    mode = st_mod.S_IMODE(found.st_mode)
+    if holds_secret(site) and mode & 0o077:
+        return [
+            Problem(
+                "site-file",
+                f"the site file {path} holds a secret (a password or the LMS's shared secret) "
+                f"and has mode {mode:o}: others can read it",
+                f"chmod 600 {path}, and change the secret if anyone else may have read it",
+            )
+        ]
+    return []
+
+
+def check_site_file(ctx: Context) -> list[Problem]:
+    try:
+        path = ctx.inst.runtime()["site_file"]
+    except (OSError, KeyError, ValueError):
+        return []
+    return site_file_problems(path)
+
+
 CHECKS: tuple[Callable[[Context], list[Problem]], ...] = (
     check_plan,
     check_folders,
@@ -941,6 +1028,8 @@ CHECKS: tuple[Callable[[Context], list[Problem]], ...] = (
     check_versions,
     check_processes,
     check_hub,
+    check_identities,
+    check_site_file,
 )
 
 

@@ -346,3 +346,36 @@ def test_every_auth_type_derives_again_to_itself_without_the_site_file(auth_type
     again = derive(site_from_plan(stored), DATA_DIR, isolated=True, ids=stored.ids)
     assert stored.auth["type"] == auth_type
     assert plan_differences(stored, again) == []
+
+
+def test_numbers_that_mean_two_things_are_problems(plan):
+    from coursehub.doctor import identity_overlaps
+
+    assert identity_overlaps(plan, lambda n: False) == []
+    sam = plan.people["sam"].account.uid
+    [p] = identity_overlaps(plan, lambda n: n == sam)
+    assert p.check == "ids" and f"number {sam} of person sam" in p.what
+    clash = dataclasses.replace(
+        plan, ids=dataclasses.replace(plan.ids, groups={**plan.ids.groups, "algebra": sam})
+    )
+    [p] = identity_overlaps(clash, lambda n: False)
+    assert "person sam and group course-algebra" in p.what
+
+
+def test_a_site_file_with_a_secret_readable_by_others_is_a_problem(tmp_path):
+    from coursehub.doctor import site_file_problems
+
+    data = two_course_data(
+        {"type": "lti11", "consumer_key": "k", "shared_secret": "0123456789abcdef0123"}
+    )
+    path = tmp_path / "site.yaml"
+    path.write_text(__import__("yaml").safe_dump(data))
+    path.chmod(0o644)
+    [p] = site_file_problems(str(path))
+    assert p.check == "site-file" and "mode 644" in p.what and p.fix.startswith("chmod 600")
+    path.chmod(0o600)
+    assert site_file_problems(str(path)) == []
+    link = tmp_path / "link.yaml"
+    link.symlink_to(path)
+    [p] = site_file_problems(str(link))
+    assert "symbolic link" in p.what
