@@ -7,7 +7,7 @@ REST APIs, through the proxy, as a browser would.
 from __future__ import annotations
 
 import time
-from urllib.parse import urljoin
+from urllib.parse import parse_qs, urljoin, urlparse
 
 import requests
 
@@ -31,6 +31,26 @@ class Person:
         return self.s.post(
             self.url("hub/login"),
             data={"username": self.name, "password": password, "_xsrf": self._xsrf()},
+            timeout=30,
+        )
+
+    def set_password(
+        self, link: str, password: str, confirm: str | None = None
+    ) -> requests.Response:
+        """Open a set-password link and send its form, as a browser does."""
+        query = parse_qs(urlparse(link).query)
+        page = self.s.get(link, timeout=10)
+        if page.status_code != 200:
+            return page
+        return self.s.post(
+            self.url("hub/coursehub/set-password"),
+            data={
+                "name": query.get("name", [""])[0],
+                "code": query.get("code", [""])[0],
+                "password": password,
+                "confirm": password if confirm is None else confirm,
+                "_xsrf": self._xsrf(),
+            },
             timeout=30,
         )
 

@@ -85,8 +85,14 @@ def _print_login(inst, site_file: str) -> None:
         _say(f"Log in with any name from {site_file} and the password in its auth.user_password")
         if plan.admins:
             _say("  (admins use auth.admin_password).")
+    elif plan.auth["type"] == "first-use":
+        _say("Students: log in with your name; your first login sets your password.")
+        _say(
+            "Admins and instructors: get a one-time link with "
+            f"'coursehub password-link NAME --data-dir {inst.data_dir}'."
+        )
     else:
-        _say("Log in with a name from the site file; your first login sets your password.")
+        _say("People log in from the LMS (its launch), not with a password.")
     _say(f"Status: coursehub status --data-dir {inst.data_dir}")
     _say(f"Stop:   coursehub down --data-dir {inst.data_dir}")
 
@@ -422,6 +428,40 @@ def cmd_doctor(args) -> int:
     return 1 if problems else 0
 
 
+def cmd_password_link(args) -> int:
+    """A one-time link that sets one person's first-use password (admins and instructors
+    get theirs only this way; for anyone else it resets a forgotten one)."""
+    from .password_links import LinkStore, link_url, links_file, parse_duration, role_of
+
+    inst = _installation(args)
+    plan = inst.plan()
+    if plan.auth["type"] != "first-use":
+        return _fail(
+            f"this hub logs in with auth type {plan.auth['type']!r}: coursehub keeps no "
+            "passwords for it (set-password links are for first-use logins)",
+            2,
+        )
+    if args.name not in plan.people:
+        return _fail(f"{args.name!r} is not in the site file: nobody of that name may log in", 2)
+    try:
+        ttl = parse_duration(args.expires)
+    except ValueError as err:
+        return _fail(str(err), 2)
+    try:
+        code = LinkStore(links_file(plan)).issue(args.name, ttl)
+    except PermissionError as err:
+        return _fail(f"cannot write {err.filename}: run this as the user who ran 'up'", 2)
+    until = time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(time.time() + ttl))
+    # the code is shown here once and nowhere else (only its hash is kept)
+    _say(f"Set-password link for {args.name} ({role_of(plan, args.name)}), once, until {until}:")
+    _say(f"  {link_url(args.hub_url or plan.public_url, args.name, code)}")
+    _say(
+        f"Give it to {args.name} alone: whoever opens it sets {args.name}'s password. "
+        "An earlier link for this name no longer works."
+    )
+    return 0
+
+
 def _running_servers(inst) -> dict[str, bool]:
     """name -> ready, from the hub API with coursehub's own (read-only here) token."""
     import requests
@@ -598,6 +638,13 @@ def build_parser() -> argparse.ArgumentParser:
     data_dir_arg(p)
     p.add_argument("--site", help="hold it to this site file (default: what plan.json records)")
     p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("password-link", help="a one-time link that sets a person's password")
+    p.add_argument("name")
+    data_dir_arg(p)
+    p.add_argument("--expires", default="24h", help="how long it works: 30m, 24h, 7d (24h)")
+    p.add_argument("--hub-url", help="the hub's address as people reach it (default: hub.ip)")
+    p.set_defaults(func=cmd_password_link)
 
     p = sub.add_parser("nbgrader", help="run an nbgrader command as a course's grader account")
     p.add_argument("course")

@@ -737,6 +737,72 @@ def check_instructors(ctx: Context) -> list[Problem]:
     ]
 
 
+def _loopback(ip: str) -> bool:
+    import ipaddress
+
+    try:
+        return ip == "localhost" or ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
+def check_first_use(ctx: Context) -> list[Problem]:
+    """First-use logins: whoever logs in first with a name sets its password. Fine for
+    students on loopback; never for an admin or instructor (coursehub.password_links)."""
+    import dbm
+
+    from .hub.auth import claimable_by_first_login
+    from .password_links import links_file, names_set_by_link, needs_link, passwords_dbm
+
+    plan = ctx.plan
+    if plan.auth.get("type") != "first-use":
+        return []
+    data = plan.paths.data_dir
+    problems: list[Problem] = []
+    if not _loopback(plan.ip):
+        problems.append(
+            Problem(
+                "first-use",
+                f"the hub listens on {plan.ip or 'every interface'} (hub.ip) with first-use "
+                "logins: anyone who reaches the hub can claim a student's name before the "
+                "student does",
+                "put the hub on loopback (hub.ip: 127.0.0.1) behind a proxy with its own "
+                "login, or use LTI (auth.type: lti11 or lti13)",
+            )
+        )
+    privileged = sorted(n for n in plan.people if needs_link(plan, n))
+    for name in claimable_by_first_login(plan, privileged):
+        problems.append(
+            Problem(
+                "first-use",
+                f"{name} is an admin or instructor, yet the hub's authenticator lets the first "
+                f"login with that name set its password: anyone who knows the name can claim it",
+                "the hub's first-use authenticator must be coursehub's "
+                "(coursehub.hub.auth.CourseFirstUseAuthenticator, with the Plan): reinstall "
+                f"coursehub ('make setup'), then {REUP}",
+            )
+        )
+    try:
+        with dbm.open(passwords_dbm(plan), "r") as db:
+            with_password = {k.decode("utf8", "replace") for k in db.keys()}  # noqa: SIM118 - dbm objects are not iterable
+    except dbm.error:
+        with_password = set()  # no password database yet: nobody has logged in
+    by_link = names_set_by_link(links_file(plan))
+    for name in privileged:
+        if name in with_password and name not in by_link:
+            problems.append(
+                Problem(
+                    "first-use",
+                    f"{name} is an admin or instructor whose password was set by a first login "
+                    "(before coursehub asked for a link, or while a student): whoever typed "
+                    f"{name!r} first may hold it, so the hub refuses that password",
+                    f"coursehub password-link {name} --data-dir {data}, and give the link "
+                    f"to {name} alone",
+                )
+            )
+    return problems
+
+
 # How to ask an interpreter for a package's version. nbgrader's own import takes
 # seconds (it loads its whole app), so its installed metadata is asked instead.
 VERSION_CODE = {
@@ -1025,6 +1091,7 @@ CHECKS: tuple[Callable[[Context], list[Problem]], ...] = (
     check_files,
     check_secrets,
     check_instructors,
+    check_first_use,
     check_versions,
     check_processes,
     check_hub,

@@ -418,8 +418,16 @@ def layout_paths(data_dir: str, layout: str = LOCAL) -> Paths:
     )
 
 
+def _comment_text(text: str) -> str:
+    """Text from the site file or an LMS, for a comment in generated Python: its repr, one
+    line whatever it holds (a line break in it would end the comment and start code)."""
+    return repr(text)
+
+
 def _nbgrader_layer1(plan_paths: Paths, titles: dict[str, str]) -> str:
-    title_lines = "".join(f"#   {cid}: {title}\n" for cid, title in sorted(titles.items()))
+    title_lines = "".join(
+        f"#   {cid}: {_comment_text(title)}\n" for cid, title in sorted(titles.items())
+    )
     return (
         "# nbgrader, layer 1 of 3: read by every server (people and graders).\n"
         "# Written by coursehub from the site file; edits are replaced on the next 'up'.\n"
@@ -453,7 +461,8 @@ def _nbgrader_layer2(g: GraderService, grader_home: str) -> str:
 
 def _nbgrader_layer3(g: GraderService) -> str:
     return (
-        f"# nbgrader, layer 3 of 3: how course {g.course_id!r} ({g.title}) is built and graded.\n"
+        f"# nbgrader, layer 3 of 3: how course {g.course_id!r} ({_comment_text(g.title)}) is "
+        "built and graded.\n"
         "# Written once by coursehub; this file is the course's own: edit it freely.\n"
         "c = get_config()  # noqa: F821\n"
         f"c.CourseDirectory.course_id = {g.course_id!r}\n"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,10 +63,11 @@ _DOCKER_SCHEMA: dict[str, Any] = {
 _IMAGE = re.compile(
     r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
     r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})\Z"
 )
-_NETWORK = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
-_MEMORY = re.compile(r"^[0-9]+(?:\.[0-9]+)?[KMGT]?$")
+_NETWORK = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}\Z")  # \Z: `$` passes "x\n"
+_HOST_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})\Z")
+_MEMORY = re.compile(r"^[0-9]+(?:\.[0-9]+)?[KMGT]?\Z")
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -79,7 +81,8 @@ SCHEMA: dict[str, Any] = {
             "properties": {
                 "ip": {"type": "string", "minLength": 1},
                 "port": {"type": "integer", "minimum": 1, "maximum": 65535 - 100},
-                "base_url": {"type": "string", "pattern": "^/(.*/)?$"},
+                # URL path characters only: it goes into env files, shell and compose files
+                "base_url": {"type": "string", "pattern": r"^/([A-Za-z0-9._~-]+/)*\Z"},
             },
         },
         "auth": {
@@ -275,7 +278,10 @@ def _schema_problem(error: Any) -> str:  # a jsonschema.ValidationError
     if error.validator == "enum":
         return f"{where}: {error.instance!r} is not one of {', '.join(map(repr, error.validator_value))}"
     if error.validator == "pattern" and where.endswith("base_url"):
-        return f"{where}: {error.instance!r} must start and end with '/', for example '/' or '/hub-prefix/'"
+        return (
+            f"{where}: {error.instance!r} must start and end with '/' and use only letters, "
+            "digits, '.', '_', '~' and '-' between them, for example '/' or '/hub-prefix/'"
+        )
     if error.validator in ("minimum", "maximum"):
         return f"{where}: {error.instance!r} is out of range ({error.message})"
     return f"{where}: {error.message}"
@@ -413,6 +419,20 @@ def parse_site(data: Any, source: str = "site file") -> Site:
 
     docker = _docker(data.get("docker"), data.get("org"), problems)
 
+    # Free text that reaches generated files (Python, shell, env files, systemd) and pages.
+    hub_raw = _mapping(data.get("hub"))
+    texts = [("org", data.get("org")), ("hub.base_url", hub_raw.get("base_url"))]
+    texts += [(f"courses[{i}].title", _mapping(c).get("title")) for i, c in enumerate(raw_courses)]
+    for where, text in texts:
+        if problem := control_character_problem(text):
+            problems.append(f"{where}: {problem}")
+    ip = hub_raw.get("ip")
+    if isinstance(ip, str) and ip and not _is_address(ip):
+        problems.append(
+            f"hub.ip: {ip!r} is not an address; write an IP address or a host name, "
+            "for example '127.0.0.1' or '0.0.0.0'"
+        )
+
     if problems:
         raise SiteError(source, problems)
 
@@ -441,6 +461,33 @@ def parse_site(data: Any, source: str = "site file") -> Site:
         people=tuple(people),
         courses=tuple(courses),
         docker=docker,
+    )
+
+
+def _is_address(text: str) -> bool:
+    """An IP address or a host name: it goes into the hub's URL and the compose file's ports."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return bool(_HOST_NAME.match(text))
+
+
+def control_character_problem(text: object) -> str | None:
+    """Why free text (an org, a title) cannot be used, or None: a control character or a
+    line break, which would end a line, a comment or a value in the files coursehub
+    writes from it and which no name or title needs."""
+    if not isinstance(text, str):
+        return None  # the schema reports the type
+    bad = sorted({ch for ch in text if unicodedata.category(ch) in ("Cc", "Zl", "Zp")})
+    if not bad:
+        return None
+    shown = ", ".join(repr(ch) for ch in bad)
+    return (
+        f"has a control character or line break ({shown}); write it on one line, "
+        "with spaces instead of tabs"
     )
 
 

@@ -15,7 +15,8 @@ hub:
   base_url: /
 
 # How people log in.
-#   first-use:       each person sets their password at their first login.
+#   first-use:       each student sets their password at their first login; admins and
+#                    instructors get a link: 'coursehub password-link NAME'.
 #   shared-password: one password for everyone (demos only); admins need admin_password.
 auth:
   type: first-use

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -97,6 +98,23 @@ class Installation:
 
     def down(self, **kw) -> subprocess.CompletedProcess:
         return self.cli("down", **kw)
+
+    def password_link(self, name: str, *args: str) -> str:
+        """The one link `coursehub password-link NAME` prints."""
+        out = self.cli("password-link", name, *args).stdout
+        [link] = re.findall(r"https?://\S+/hub/coursehub/set-password\?\S+", out)
+        return link
+
+    def give_password(self, name: str, password: str) -> None:
+        """Set a password as the operator and the person do (an admin's or instructor's
+        first password is set only so): a link, then its form."""
+        from hubclient import Person
+
+        r = Person(self.url, name).set_password(self.password_link(name), password)
+        assert r.status_code == 200 and "Your password is set" in r.text, (
+            r.status_code,
+            r.text[-500:],
+        )
 
     def status(self) -> dict:
         return json.loads(self.cli("status", "--json", check=False).stdout)

@@ -202,6 +202,7 @@ def student_submits(browser, inst: Installation, camera: Camera, name: str) -> N
 
 
 def instructor_grades(browser, inst: Installation, camera: Camera, name: str, student: str):
+    inst.give_password(name, password(name))  # an instructor's: only through a link
     page = new_page(browser)
     log_in(page, inst, name)
     # an instructor lands on the Courses panel: each course with its formgrader's link

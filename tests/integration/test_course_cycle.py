@@ -52,6 +52,7 @@ WRONG = "def square(x):\n    return x + x"
 
 @pytest.fixture(scope="module")
 def people(inst):
+    inst.give_password("ines", "ines-password-9")  # an instructor: only through a link
     logged = {}
     for name in ["ines", "sam", "tom"]:
         p = Person(inst.url, name)

@@ -7,8 +7,10 @@ every forged, stale, replayed or self-promoting launch is refused.
 
 from __future__ import annotations
 
+import ast
 import os
 import time
+import xml.etree.ElementTree as ET
 
 import pytest
 import requests
@@ -18,6 +20,7 @@ from term import answer, create_and_release, fetch, submit
 
 from hubclient import Person
 from ltiplatform import OutcomeService, launch_params, now, post_launch, signed_launch
+from pagecheck import assert_safe_page, assert_strict_policy
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +30,7 @@ if os.geteuid() != 0:
 KEY = "coursehub-test-lms"
 SECRET = "lti-shared-secret-9f8e7d6c5b4a3921"
 SITE = {
-    "org": "LMS University",
+    "org": "LMS University <em>&</em> 'Co'",  # shown as text on every page
     "auth": {
         "type": "lti11",
         "consumer_key": KEY,
@@ -211,6 +214,154 @@ def test_login_page_says_to_open_coursehub_from_the_lms(inst):
     assert "<form" not in r.text
     r = requests.get(inst.url, timeout=10)  # no session: the same page, not an error
     assert r.url.startswith(f"{inst.url}hub/login") and "Open coursehub" in r.text
+
+
+HOSTILE_TITLE = "<script>alert(1)</script>"
+HOSTILE_LABEL = "BIO'; $(id) `x`\n"  # the course id is made of it: bio-id-x
+
+
+def test_coursehub_pages_show_text_and_run_no_inline_script(inst):
+    """Every page coursehub serves here: the LMS's and the site's text shown as text, and
+    a Content-Security-Policy under which no inline script runs."""
+    r = requests.get(f"{inst.url}hub/login", timeout=10)
+    assert_strict_policy(r.headers["Content-Security-Policy"])
+    assert_safe_page(r.text, f"{SITE['org']} logs you in to coursehub")
+    # the LTI 1.1 configuration XML names the tool after the org, as text
+    r = requests.get(f"{inst.url}hub/lti11/config", timeout=10)
+    assert r.status_code == 200 and "default-src 'none'" in r.headers["Content-Security-Policy"]
+    title = ET.fromstring(r.text).find("{http://www.imsglobal.org/xsd/imsbasiclti_v1p0}title")  # noqa: S314 - the hub's answer
+    assert title.text == SITE["org"]
+    # a refusal shows the LMS's course title as text
+    r = launch(inst, launch_params("1010", "Learner", "ctx-hostile-1", context_title=HOSTILE_TITLE))
+    assert r.status_code == 403
+    assert_strict_policy(r.headers["Content-Security-Policy"])
+    assert_safe_page(r.text, "403", f"The course '{HOSTILE_TITLE}' is not set up in coursehub")
+    assert HOSTILE_TITLE not in r.text
+    # so does every other error of a launch
+    r = launch(inst, launch_params("1011", "Learner", "ctx-intro"), secret="not-the-secret-000")
+    assert r.status_code == 401
+    assert_strict_policy(r.headers["Content-Security-Policy"])
+    assert_safe_page(r.text, "Invalid oauth_signature")
+    # the preparing page never shows its URL's text as markup
+    s = requests.Session()
+    assert (
+        launch(inst, launch_params("ines", "Instructor", "ctx-intro"), session=s).status_code == 302
+    )
+    r = s.get(f"{inst.url}hub/lti/preparing/%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E", timeout=10)
+    assert r.status_code == 404 and "<img" not in r.text
+    assert_strict_policy(r.headers["Content-Security-Policy"])
+    assert_safe_page(r.text, "There is no such course.")
+    # its script is a file of the hub's
+    r = requests.get(f"{inst.url}hub/coursehub/static/preparing.js", timeout=10)
+    assert r.status_code == 200 and "javascript" in r.headers["Content-Type"]
+    assert r.headers["X-Content-Type-Options"] == "nosniff" and "?ready=1" not in r.text
+
+
+def test_a_hostile_lms_course_is_made_and_shown_as_text_in_a_real_browser(inst):
+    """An instructor's first launch from a context titled `<script>alert(1)</script>` with a
+    hostile label: the course gets a safe id and its title as text everywhere; in Chromium
+    the preparing page polls under its policy (no inline script, no violation) and opens
+    the formgrader when the course is ready; the home page shows the title as text while
+    JupyterHub's own scripts run with the response's nonce."""
+    from browser import CHROMIUM, CHROMIUM_ARGS, SHOTS
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"needs Debian's Chromium at {CHROMIUM}")
+    from playwright.sync_api import expect, sync_playwright
+
+    s = requests.Session()
+    params = launch_params(
+        "2101",
+        "Instructor",
+        "ctx-hostile-2",
+        context_label=HOSTILE_LABEL,
+        context_title=HOSTILE_TITLE,
+    )
+    r = launch(inst, params, session=s)
+    assert r.status_code == 302, r.text[:500]
+    assert r.headers["Location"] == "/hub/lti/preparing/bio-id-x"
+    assert course(inst, "bio-id-x")["title"] == HOSTILE_TITLE
+
+    base = inst.url.rstrip("/")
+    violations: list[tuple[str, str]] = []
+    dialogs: list[str] = []
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 800})
+            context.add_cookies(
+                [
+                    {"name": c.name, "value": c.value, "url": base + (c.path or "/")}
+                    for c in s.cookies
+                ]
+            )
+            page = context.new_page()
+            page.on(
+                "console",
+                lambda m: (
+                    violations.append((page.url, m.text))
+                    if "Content Security Policy" in m.text
+                    else None
+                ),
+            )
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            answer = page.goto(base + r.headers["Location"], timeout=60_000)
+            assert_strict_policy(answer.headers["content-security-policy"])
+            expect(page.locator("h1")).to_have_text("Setting up your course bio-id-x")
+            page.wait_for_url("**/services/bio-id-x/formgrader**", timeout=180_000)
+            answer = page.goto(f"{base}/hub/home", timeout=60_000)
+            assert_strict_policy(answer.headers["content-security-policy"], nonce=True)
+            title = page.locator(".coursehub-course[data-course='bio-id-x'] .coursehub-title")
+            expect(title).to_have_text(HOSTILE_TITLE)
+            # JupyterHub's inline scripts ran (with the nonce); its home.js loaded
+            assert page.evaluate("typeof window.jhdata") == "object"
+            page.wait_for_function("typeof window.require === 'function'")
+            page.screenshot(path=str(SHOTS / "lti11-hostile-course-home.png"))
+
+            # a student of the new course lands through JupyterHub's spawn pages, under
+            # the policy with their nonce, in their Lab
+            student = requests.Session()
+            r = launch(inst, launch_params("2102", "Learner", "ctx-hostile-2"), session=student)
+            assert r.status_code == 302 and r.headers["Location"].startswith("/hub/spawn/2102")
+            context = browser.new_context(viewport={"width": 1280, "height": 800})
+            context.add_cookies(
+                [
+                    {"name": c.name, "value": c.value, "url": base + (c.path or "/")}
+                    for c in student.cookies
+                ]
+            )
+            page = context.new_page()
+            hub_pages: list[tuple[str, str]] = []
+            page.on(
+                "console",
+                lambda m: (
+                    violations.append((page.url, m.text))
+                    if "Content Security Policy" in m.text
+                    else None
+                ),
+            )
+            page.on(
+                "response",
+                lambda a: (
+                    hub_pages.append((a.url, a.headers.get("content-security-policy", "")))
+                    if "/hub/spawn" in a.url and a.status == 200
+                    else None
+                ),
+            )
+            page.goto(base + r.headers["Location"], timeout=120_000)
+            page.wait_for_url("**/user/2102/lab/**", timeout=180_000)
+            for url, header in hub_pages:
+                assert_strict_policy(header, nonce=True), url
+        finally:
+            browser.close()
+    assert violations == [] and dialogs == []
+    # every server's nbgrader config has the title in a comment, as a Python string
+    layer1 = (inst.data_dir / "etc" / "jupyter" / "nbgrader_config.py").read_text()
+    ast.parse(layer1)
+    assert f"#   bio-id-x: {HOSTILE_TITLE!r}" in layer1.splitlines()
+    for log in (inst.data_dir / "logs").rglob("*.log"):  # JupyterHub logs each report
+        assert "Content security violation" not in log.read_text(errors="replace"), log
 
 
 def test_no_secret_in_any_log(inst):

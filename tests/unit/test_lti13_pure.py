@@ -237,7 +237,7 @@ def test_authenticator_from_the_hub_config(tmp_path, fake_secrets):
     assert auth.issuer == "https://lms.example.edu" and auth.client_id == {CLIENT}
     assert auth.jwks_endpoint == "https://lms.example.edu/jwks"
     assert json.loads(auth.tool_jwks)["keys"][0]["kty"] == "RSA"
-    paths = {route for route, _ in auth.get_handlers(None)}
+    paths = {route for route, *_ in auth.get_handlers(None)}
     assert {"/lti13/jwks", "/login", "lti13/oauth_login", "lti13/oauth_callback"} <= paths
 
 

@@ -46,13 +46,20 @@ def test_authenticator_from_the_hub_config(tmp_path, fake_secrets):
     assert auth.check_allowed("sam")
     assert not auth.check_allowed("mallory")
     assert auth.check_allowed("mallory", {"name": "mallory"})  # a verified launch
-    paths = {route for route, _ in auth.get_handlers(None)}
+    paths = {route for route, *_ in auth.get_handlers(None)}
     assert paths == {
         "/lti/launch",
         "/lti11/config",
         r"/lti/preparing/([^/]+)",
         "/login",
         "/coursehub/courses",  # new courses into the running hub (coursehub's token only)
+        "/home",  # JupyterHub's home page, sent under coursehub's page policy
+        "/spawn",  # and its pages where a student's launch lands
+        "/spawn/([^/]+)",
+        "/spawn/([^/]+)/([^/]+)",
+        "/spawn-pending/([^/]+)",
+        "/spawn-pending/([^/]+)/([^/]+)",
+        "/coursehub/static/(.*)",  # the pages' own script and style sheet
     }
 
 

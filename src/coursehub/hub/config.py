@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from traitlets.config import Config
 
+from ..password_links import links_file, passwords_dbm
 from ..plan import LOAD_COURSES_SCOPE, SERVICE_NAME, Plan, load_plan
 from ..runas import find_nss_wrapper
 from ..secrets import COOKIE_SECRET_FILE, load_secrets, load_shared_passwords
@@ -90,7 +91,9 @@ def hub_config(
     auth.allow_existing_users = False  # grader accounts are hub users but never log in
     auth.delete_invalid_users = False
     if plan.auth["type"] == "first-use":
-        c.FirstUseAuthenticator.dbm_path = f"{p.state}/passwords.dbm"
+        c.FirstUseAuthenticator.dbm_path = passwords_dbm(plan)
+        # admins' and instructors' passwords are set only through these links
+        c.CourseFirstUseAuthenticator.password_links_file = links_file(plan)
         c.FirstUseAuthenticator.min_password_length = plan.auth.get("min_password_length", 8)
         c.FirstUseAuthenticator.create_users = True
     elif plan.auth["type"] in LTI_TYPES:
@@ -133,6 +136,8 @@ def hub_config(
     sp.server_token_scopes = server_token_scopes
     # The home page says what is going on: courses, roles, assignments, health (hub/home.py).
     hub.template_paths = [TEMPLATES]
+    # the nonce of coursehub's page policy on the templates' own inline scripts (hub/pages.py)
+    hub.jinja_environment_options = {"extensions": ["coursehub.hub.pages.ScriptNonce"]}
     hub.template_vars = {
         "announcement_login": login_announcement(plan.org),
         "coursehub": HomeTemplateVar(plan_file),

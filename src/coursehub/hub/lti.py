@@ -72,10 +72,12 @@ from ..lti.launch import (
 )
 from ..lti.nonces import NonceStore
 from ..lti.outcomes import OutcomeStore
+from ..names import course_id_problem
 from ..plan import Plan
 from ..site import load_site
 from ..sitefile import change_site
 from .live import live_handlers
+from .pages import PagePolicy, page_handlers
 from .spawner import load_plan
 
 NONCE_DB = "lti-nonces.sqlite"
@@ -215,7 +217,7 @@ class _CourseLaunch(Authenticator):
         )
 
 
-class CourseLTI11LaunchHandler(LTI11AuthenticateHandler):
+class CourseLTI11LaunchHandler(PagePolicy, LTI11AuthenticateHandler):
     """POST /hub/lti/launch: log the person in and send them where the launch decided.
 
     The LMS's `custom_next` is ignored: where a launch lands is coursehub's decision.
@@ -228,15 +230,18 @@ class CourseLTI11LaunchHandler(LTI11AuthenticateHandler):
         self.redirect(getattr(self, "coursehub_landing", None) or self.get_next_url(user))
 
 
-class CoursePreparingHandler(BaseHandler):
+class CoursePreparingHandler(PagePolicy, BaseHandler):
     """GET /hub/lti/preparing/{course}: wait for a course a launch is creating.
 
-    The page keeps asking ?ready=1 until the hub has the course's service, its
-    grader server answers and the proxy routes it, then opens its formgrader.
+    The page's script (static/preparing.js) keeps asking ?ready=1 until the hub has
+    the course's service, its grader server answers and the proxy routes it, then
+    opens its formgrader.
     """
 
     @web.authenticated
     async def get(self, course_id: str):
+        if course_id_problem(course_id) is not None:  # the URL's text is no course id
+            raise web.HTTPError(404, "There is no such course.")
         plan = load_plan(self.authenticator.plan_file)
         course = plan.courses.get(course_id)
         if course is not None and self.current_user.name not in course.instructors:
@@ -259,30 +264,12 @@ class CoursePreparingHandler(BaseHandler):
             self.set_header("Cache-Control", "no-store")
             self.write(json.dumps({"ready": ready, "url": formgrader}))
             return
-        self.set_header("Cache-Control", "no-store")
-        self.write(_preparing_page(course_id, formgrader))
-
-
-def _preparing_page(course_id: str, formgrader: str) -> str:
-    ready = json.dumps("?ready=1")
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>Setting up {course_id}</title></head>
-<body style="font-family: sans-serif; margin: 3em">
-<h1>Setting up your course {course_id}</h1>
-<p>coursehub is creating the course's grader notebook, folders and gradebook. This takes
-about half a minute; this page opens the course's formgrader by itself when it is ready.</p>
-<p><a href="{formgrader}">Open the formgrader</a> (if nothing happens).</p>
-<script>
-async function poll() {{
-  try {{
-    const r = await fetch({ready}, {{cache: "no-store", credentials: "same-origin"}});
-    if (r.ok) {{ const s = await r.json(); if (s.ready) {{ location.href = s.url; return; }} }}
-  }} catch (e) {{}}  // a moment without the network: ask again
-  setTimeout(poll, 1500);
-}}
-poll();
-</script></body></html>
-"""
+        self.write_page(
+            "preparing.html",
+            course_id=course_id,
+            formgrader=formgrader,
+            poll_url=url_path_join(self.hub.base_url, "lti/preparing", course_id) + "?ready=1",
+        )
 
 
 class CourseLTI11Authenticator(_CourseLaunch, LTI11Authenticator):
@@ -298,10 +285,11 @@ class CourseLTI11Authenticator(_CourseLaunch, LTI11Authenticator):
     def get_handlers(self, app):
         return [
             ("/lti/launch", CourseLTI11LaunchHandler),
-            ("/lti11/config", LTI11ConfigHandler),
+            ("/lti11/config", CourseLTI11ConfigHandler),
             (r"/lti/preparing/([^/]+)", CoursePreparingHandler),
             ("/login", OpenFromLMSHandler),
             *live_handlers(),
+            *page_handlers(),
         ]
 
     async def authenticate(self, handler, data=None):
@@ -320,7 +308,39 @@ class CourseLTI11Authenticator(_CourseLaunch, LTI11Authenticator):
         return await self.carry_out(handler, launch)
 
 
-class OpenFromLMSHandler(BaseHandler):
+class CourseLTI11ConfigHandler(LTI11ConfigHandler):
+    """GET /hub/lti11/config: ltiauthenticator's configuration XML, with each value
+    escaped (ltiauthenticator formats the org's name and the request's host into it as
+    they are; a browser runs a script in XML)."""
+
+    def get(self) -> None:
+        protocol = self.authenticator.get_uri_scheme(self.request)
+        launch_url = (
+            f"{protocol}://{self.request.host}{self.application.settings['base_url']}hub/lti/launch"
+        )
+        a = self.authenticator
+        self.set_header("Content-Type", "application/xml")
+        self.set_header("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+        self.write(
+            lti11_config_xml(a.config_title, a.config_description, a.config_icon, launch_url)
+        )
+
+
+def lti11_config_xml(title: str, description: str, icon: str, launch_url: str) -> str:
+    """LTI 1.1's tool configuration (ltiauthenticator's template), every value as text."""
+    from xml.sax.saxutils import escape
+
+    from ltiauthenticator.lti11.templates import LTI11_CONFIG_TEMPLATE
+
+    return LTI11_CONFIG_TEMPLATE.format(
+        title=escape(title),
+        description=escape(description),
+        icon=escape(icon),
+        launch_url=escape(launch_url),
+    )
+
+
+class OpenFromLMSHandler(PagePolicy, BaseHandler):
     """GET /hub/login (and an LTI 1.3 login without its parameters): coursehub is opened
     from the LMS, so there is nothing to type here; say so instead of a form that cannot
     work. Someone logged in already goes on to the hub's home."""
@@ -329,42 +349,25 @@ class OpenFromLMSHandler(BaseHandler):
         if self.current_user is not None:
             self.redirect(self.get_next_url(self.current_user))
             return
-        self.set_header("Cache-Control", "no-store")
-        self.write(_open_from_lms_page(self.authenticator.org or "coursehub"))
+        self.write_page("open_from_lms.html", org=self.authenticator.org or "coursehub")
 
     post = get
 
 
-def _open_from_lms_page(org: str) -> str:
-    from html import escape
-
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{escape(org)}: open coursehub from your LMS</title>
-</head><body style="font-family: sans-serif; margin: 3em; max-width: 40em">
-<h1>Open coursehub from your LMS</h1>
-<p>{escape(org)} logs you in to coursehub through your learning platform (Canvas, Moodle,
-...): there is no password to type here.</p>
-<p>Go to your course in the LMS and open its coursehub link (or an assignment that uses
-coursehub). You arrive in your notebooks, or in the course's formgrader if you teach it.</p>
-</body></html>
-"""
-
-
-class CourseLTI13LoginInitHandler(LTI13LoginInitHandler):
+class CourseLTI13LoginInitHandler(PagePolicy, LTI13LoginInitHandler):
     """GET or POST /hub/lti13/oauth_login: the LMS's OIDC login initiation. Without the
     LMS's parameters it is a person who came here directly: the friendly page."""
 
     def post(self):
         if not self.get_argument("iss", "") and not self.get_argument("login_hint", ""):
-            self.set_header("Cache-Control", "no-store")
-            self.write(_open_from_lms_page(self.authenticator.org or "coursehub"))
+            self.write_page("open_from_lms.html", org=self.authenticator.org or "coursehub")
             return None
         return super().post()
 
     get = post
 
 
-class CourseLTI13CallbackHandler(LTI13CallbackHandler):
+class CourseLTI13CallbackHandler(PagePolicy, LTI13CallbackHandler):
     """POST /hub/lti13/oauth_callback: the checked id_token logs the person in; they land
     where coursehub decided (never where the LMS's target link says)."""
 
@@ -409,6 +412,7 @@ class CourseLTI13Authenticator(_CourseLaunch, LTI13Authenticator):
             (r"/lti/preparing/([^/]+)", CoursePreparingHandler),
             ("/login", OpenFromLMSHandler),
             *live_handlers(),
+            *page_handlers(),
         ]
 
     async def authenticate(self, handler, data=None):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from ..names import MAX_COURSE_ID, course_id_problem
 
 _UNSAFE = re.compile(r"[^a-z0-9]+")
 _HASH_CHARS = 8
+MAX_TITLE = 200  # an LMS title longer than this is cut: it is shown, never parsed
 
 
 class LaunchContextError(ValueError):
@@ -38,6 +40,14 @@ def slug(text: str, limit: int = MAX_COURSE_ID) -> str:
     return _UNSAFE.sub("-", text.lower()).strip("-")[:limit].strip("-")
 
 
+def one_line(text: str, limit: int = MAX_TITLE) -> str:
+    """LMS text (a context's title or label) as a site file title: control characters and
+    line breaks become spaces, runs of spaces one, at most `limit` characters. The site
+    file refuses control characters in titles; an LMS is not asked."""
+    spaced = "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
+    return " ".join(spaced.split())[:limit].strip()
+
+
 def resolve_course(
     context_id: str,
     label: str,
@@ -51,7 +61,7 @@ def resolve_course(
             "the launch has no course context (LTI 1.1 'context_id', LTI 1.3 context claim); "
             "launch coursehub from inside a course of the LMS"
         )
-    shown = (title or label or context_id).strip()
+    shown = one_line(title or "") or one_line(label or "") or one_line(context_id)
     if context_id in pins:
         cid = pins[context_id]
         return CourseRef(cid, context_id, shown, cid in existing)

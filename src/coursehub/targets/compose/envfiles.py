@@ -9,6 +9,7 @@ again reads the secrets back instead of making new ones.
 from __future__ import annotations
 
 import secrets as _random
+import unicodedata
 
 from ...secrets import secret_names
 
@@ -59,14 +60,43 @@ SERVICE_TOKENS = "COURSEHUB_SERVICE_TOKENS"  # course:token,course:token (ids ha
 USER_PASSWORD, ADMIN_PASSWORD = "COURSEHUB_USER_PASSWORD", "COURSEHUB_ADMIN_PASSWORD"
 
 
+def env_value_problem(value: str) -> str | None:
+    """Why `value` cannot be written in an env file so that docker compose v1 and v2 both
+    read it back exactly, or None. An env file has no quoting they share: a line break
+    starts another variable, v2 reads '$' as a variable and quotes as quoting, ' #'
+    starts a comment, and surrounding spaces are dropped."""
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
+        return "a control character or line break"
+    if "$" in value:
+        return "a '$' (docker compose v2 reads it as a variable)"
+    if value[:1] in ("'", '"'):
+        return "a quote at its start"
+    if " #" in value:
+        return "' #' (the start of a comment)"
+    if value != value.strip():
+        return "a space at its start or end"
+    return None
+
+
 def env_file(header: str, variables: dict[str, str]) -> str:
     """KEY=VALUE lines, read the same by docker compose v1 and v2 (no quotes, no ' #')."""
     lines = [f"# {line}\n" if line else "#\n" for line in header.splitlines()]
     for key, value in variables.items():
-        if "\n" in value or " #" in value or value[:1] in ("'", '"'):
-            raise ValueError(f"{key}: {value!r} cannot be written in an env file")
+        if problem := env_value_problem(value):
+            # the value is not shown: it may be a secret
+            raise ValueError(f"{key}: its value has {problem}; an env file cannot carry it")
         lines.append(f"{key}={value}\n")
     return "".join(lines)
+
+
+def env_text(text: str) -> str:
+    """Text for a variable that only shows it (the org's name): what an env file cannot
+    carry becomes a space, runs of spaces one."""
+    kept = "".join(
+        " " if ch in "$#'\"" or unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch
+        for ch in text
+    )
+    return " ".join(kept.split())
 
 
 def parse_env_file(text: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from traitlets.config import Config
 
-from ...hub.config import hub_config, login_announcement
+from ...hub.config import hub_config
 from ...plan import SYSTEM, SYSTEM_HUB_HOST, SYSTEM_PROXY_HOST, Plan
 from .envfiles import (
     ADMIN_PASSWORD,
@@ -96,10 +96,9 @@ def compose_hub_config(
         docker.mem_limit = env["DOCKER_MEM_LIMIT"]
     if env.get("DOCKER_CPU_LIMIT"):
         docker.cpu_limit = float(env["DOCKER_CPU_LIMIT"])
-    hub.template_vars = {
-        **hub.template_vars,
-        "announcement_login": login_announcement(env.get("ORGANIZATION_NAME") or plan.org),
-    }
+    # the login page shows the Plan's org as the site file has it (hub_config escapes it);
+    # env.jhub's ORGANIZATION_NAME is the POC's variable, with what an env file cannot carry
+    # taken out, so it is not read back here
     return c
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from .envfiles import (
 from .render import MANIFEST, ComposeInput, Rendered, compose_input, render_all
 from .versions import pinned_closure
 from .wheel import build_wheel
+
+_ROOT = re.compile(r"^/[A-Za-z0-9._/-]*\Z")
 
 
 class OutputError(ValueError):
@@ -97,6 +100,12 @@ def prepare_input(site_file: str, out: Path, root: str) -> ComposeInput:
     check_out(out)
     if not root.startswith("/"):
         raise OutputError(f"--root {root} must be an absolute path, for example / (the default)")
+    if not _ROOT.match(root):
+        # it goes into passwd lines, volume specs (src:dst:ro), Dockerfiles and scripts
+        raise OutputError(
+            f"--root {root!r} may only use letters, digits, '/', '.', '_' and '-'; "
+            "choose a plain path, for example /srv/coursehub-root"
+        )
     return compose_input(
         site,
         root,
