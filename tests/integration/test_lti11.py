@@ -37,7 +37,8 @@ SITE = {
         "shared_secret": SECRET,
         "contexts": {"ctx-intro": "intro"},
     },
-    "people": ["ines"],
+    # pat: written by hand, in no course; no LMS person may become pat
+    "people": ["ines", "pat"],
     "courses": [{"id": "intro", "title": "Intro", "instructors": ["ines"], "students": []}],
 }
 
@@ -454,3 +455,23 @@ def test_autograded_score_goes_back_to_the_lms(inst, lms):
     # a push by hand prints what it sent, and who never opened the link
     out = inst.cli("grades", "push", "intro", "ps1")
     assert "sent ps1 3001: 0.6667" in out.stdout
+
+
+def test_an_lms_user_id_never_takes_a_name_the_site_has_for_someone_else(inst):
+    """The LMS's user id 'pat' is not the site's hand-written pat: that LMS person gets a
+    name of their own, kept for their next launch."""
+    r = launch(inst, launch_params("pat", "Learner", "ctx-intro"))
+    assert r.status_code == 302, r.text[:500]
+    name = r.headers["Location"].split("/hub/spawn/", 1)[1].split("?", 1)[0]
+    assert name != "pat" and name.startswith("lti-"), name
+    intro = course(inst, "intro")
+    assert name in intro["students"] and "pat" not in intro["students"]
+    again = launch(inst, launch_params("pat", "Learner", "ctx-intro"))
+    assert again.headers["Location"].startswith(f"/hub/spawn/{name}?")
+    # a plain new id keeps its plain name, and the record of whose it is is root's alone
+    r = launch(inst, launch_params("5150", "Learner", "ctx-intro"))
+    assert r.headers["Location"].startswith("/hub/spawn/5150?")
+    record = inst.data_dir / "state" / "lti-people.json"
+    assert record.stat().st_mode & 0o777 == 0o600
+    owners = __import__("json").loads(record.read_text())
+    assert name in owners and "5150" in owners and "pat" not in owners

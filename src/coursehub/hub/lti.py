@@ -37,6 +37,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from jupyterhub.auth import Authenticator
@@ -58,7 +59,7 @@ from traitlets.config import Config
 
 from ..lti.courses import LaunchContextError
 from ..lti.credentials import load_lti_credentials
-from ..lti.identity import LaunchIdentityError
+from ..lti.identity import LaunchIdentityError, LmsPeople, NameTakenError, own_name
 from ..lti.keys import load_tool_key, public_jwks
 from ..lti.landing import write_assignments_workspace
 from ..lti.launch import (
@@ -79,6 +80,8 @@ from ..sitefile import change_site
 from .live import live_handlers
 from .pages import PagePolicy, page_handlers
 from .spawner import load_plan
+
+LMS_PEOPLE_FILE = "lti-people.json"  # in the state folder: whose each launch-made name is
 
 NONCE_DB = "lti-nonces.sqlite"
 DEPLOYMENT_CLAIM = "https://purl.imsglobal.org/spec/lti/claim/deployment_id"
@@ -121,7 +124,10 @@ class _CourseLaunch(Authenticator):
         """Decide and apply a verified launch; returns the authentication dict."""
         site_file = self._site_file()
         try:
-            decision = decide(launch, load_site(site_file))
+            site = load_site(site_file)
+            launch, claim = self._own_name(launch, site)
+            decision = decide(launch, site)
+            claim()
         except LaunchRefused as refused:
             self.log.warning("LTI launch of %s refused: %s", launch.name, refused.message)
             raise web.HTTPError(refused.status, "%s", refused.message) from None
@@ -155,6 +161,27 @@ class _CourseLaunch(Authenticator):
             " (new course)" if decision.create_course else (" (joined)" if decision.join else ""),
         )
         return {"name": decision.name}
+
+    def _own_name(self, launch, site):
+        """The launch with the person's own hub name (never a name the site has for
+        someone else, admins included), and how to record it once the launch is let in."""
+        people = LmsPeople(Path(self.data_dir, "state", LMS_PEOPLE_FILE))
+        members = {n for c in site.courses for n in (*c.instructors, *c.students)}
+        owners = people.owners_or_seed(members, site.admins)
+        try:
+            name = own_name(
+                launch.name, launch.identity, launch.taken_name, set(site.everyone),
+                set(site.admins), owners,
+            )  # fmt: skip
+        except NameTakenError as err:
+            raise LaunchRefused(str(err)) from None
+        if name != launch.name:
+            self.log.warning(
+                "LTI launch: %r is the site's for someone else; this LMS person is %r",
+                launch.name,
+                name,
+            )
+        return replace(launch, name=name), lambda: people.claim(name, launch.identity, owners)
 
     async def _restart_to_see(self, handler, decision: Decision) -> None:
         """A server keeps the groups it started with, so one that runs since before this

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from ..roster import add_course, add_member, remove_member
 from ..site import Site
 from .courses import resolve_course, slug
-from .identity import hub_name
+from .identity import hashed_name, hub_name, identity_key
 from .roles import INSTRUCTOR, STUDENT, course_role, lti11_roles
 
 
@@ -55,6 +55,8 @@ class Launch:
     issuer: str = ""  # consumer key (1.1) or issuer (1.3)
     assignment: str = ""  # the nbgrader assignment of the LMS link, when the link names one
     outcome: Outcome | None = field(default=None)
+    identity: str = ""  # who the LMS person is (identity_key), whatever their hub name
+    taken_name: str = ""  # their name when `name` is the site's for someone else
 
 
 def lti11_launch(args: dict[str, str]) -> Launch:
@@ -62,8 +64,11 @@ def lti11_launch(args: dict[str, str]) -> Launch:
     outcome = None
     if args.get("lis_outcome_service_url") and args.get("lis_result_sourcedid"):
         outcome = Outcome(args["lis_outcome_service_url"], args["lis_result_sourcedid"])
+    user_id, key = args.get("user_id", ""), "lti11:" + args.get("oauth_consumer_key", "")
     return Launch(
-        name=hub_name(args.get("user_id", "")),
+        name=hub_name(user_id),
+        identity=identity_key(user_id, key) if user_id else "",
+        taken_name=hashed_name(user_id, key),
         role=course_role(lti11_roles(args.get("roles"))),  # the signed field only
         context_id=args.get("context_id", ""),
         context_label=args.get("context_label", ""),
@@ -93,8 +98,11 @@ def lti13_launch(claims: dict[str, Any]) -> Launch:
     if isinstance(ags, dict) and (ags.get("lineitems") or ags.get("lineitem")) and sub:
         outcome = Outcome(ags.get("lineitems") or "", sub, ags.get("lineitem") or "")
     custom_assignment = custom.get("assignment", "") if isinstance(custom, dict) else ""
+    issuer = "lti13:" + str(claims.get("iss", ""))
     return Launch(
         name=hub_name(sub, issuer=claims.get("iss", "")),
+        identity=identity_key(sub, issuer) if sub else "",
+        taken_name=hashed_name(sub, issuer),
         role=course_role(roles if isinstance(roles, list) else []),  # the signed claim only
         context_id=str(context.get("id", "")),
         context_label=str(context.get("label", "")),
