@@ -94,7 +94,15 @@ def ensure_folder(path: str, uid: int, gid: int, mode: int) -> None:
     try:
         with contextlib.suppress(FileExistsError):
             os.mkdir(name, 0o700, dir_fd=pfd)  # no wider than 0700 before the fchown
-        fd = _step(pfd, name, path)
+        try:  # a planned folder is a folder itself: never a link, not even root's
+            fd = os.open(name, _DIR, dir_fd=pfd)
+        except OSError as err:
+            if err.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            raise UnsafePathError(
+                f"{path} should be a folder and is not (a link or a file); move it away, "
+                "then run this again"
+            ) from None
     finally:
         os.close(pfd)
     try:

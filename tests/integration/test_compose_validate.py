@@ -18,6 +18,7 @@ import pytest
 import yaml
 from conftest import coursehub
 
+from attacks import snapshot, swapping
 from coursehub.plan import Plan
 from coursehub.targets.compose.envfiles import (
     POC_JHUB_VARIABLES,
@@ -318,6 +319,38 @@ def test_prepare_host_refuses_a_symlink_where_a_folder_belongs(rendered, tmp_pat
     # nothing was made or changed through the link
     assert list(elsewhere.iterdir()) == []
     assert stat.S_IMODE(elsewhere.stat().st_mode) == 0o755
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="prepare-host.sh sets owners: it needs root")
+def test_prepare_host_follows_no_link_a_grader_plants(site, open_tmp):
+    """prepare-host.sh again (a re-render, a new course) while the grader's uid swaps
+    its folders for links to root's own, in a tight loop: nothing of root's changes."""
+    out, root = open_tmp / "out", open_tmp / "root"  # a root the grader's uid can reach
+    render(site, out, root)
+    subprocess.run([str(out / "prepare-host.sh")], check=True, capture_output=True, timeout=120)
+    plan = Plan.from_json((out / "files/srv/jupyterhub/state/plan.json").read_text())
+    g = plan.courses["intro101"]
+    exchange = Path(plan.paths.exchange, "intro101")
+    # inbound holds a folder per student that root makes and chowns after inbound itself
+    targets = [str(exchange / "inbound")]
+    victim = open_tmp / "victim"
+    victim.mkdir(mode=0o700)
+    (victim / "secret").write_text("root's own\n")
+    # names root works on below the targets: through a link it would reach these
+    for student in g.students:
+        (victim / student).mkdir(mode=0o700)
+    before = snapshot(victim)
+    refused = 0
+    with swapping(g.account.uid, g.account.gid, targets, victim):
+        for _ in range(20):
+            r = subprocess.run(
+                [str(out / "prepare-host.sh")], capture_output=True, text=True, timeout=120
+            )
+            refused += r.returncode != 0
+    assert snapshot(victim) == before, "prepare-host.sh changed a file through a link"
+    r = subprocess.run([str(out / "prepare-host.sh")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr  # the honest run, once the attacker stops
+    assert Path(exchange, "inbound", "alan").stat().st_uid == plan.people["alan"].account.uid
 
 
 def test_render_again_keeps_every_uid(rendered, site):

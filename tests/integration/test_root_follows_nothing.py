@@ -12,12 +12,10 @@ or content; once the attacker stops, the same commands work.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import pty
 import select
 import shutil
-import stat
 import sys
 import tempfile
 import time
@@ -25,6 +23,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT  # noqa: F401 - puts tests/ on the path
+
+from attacks import snapshot, swapping
 
 pytestmark = pytest.mark.integration
 
@@ -50,46 +51,6 @@ def victim():
     shutil.rmtree(base, ignore_errors=True)
 
 
-def snapshot(base: Path) -> dict:
-    out = {}
-    for path in [base, *sorted(base.rglob("*"))]:
-        st = path.lstat()
-        content = path.read_bytes() if stat.S_ISREG(st.st_mode) else None
-        out[str(path)] = (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), content)
-    return out
-
-
-def _swap(targets: list[str], victim: str) -> None:
-    """As the grader: each planned folder, then a link to the victim, again and again."""
-    while True:
-        for real in targets:
-            moved = real + ".real"
-            try:
-                os.rename(real, moved)
-                os.symlink(victim, real)
-                time.sleep(0.0005)
-                os.unlink(real)
-                os.rename(moved, real)
-            except OSError:
-                pass
-
-
-def _as(uid: int, gid: int, fn, *args) -> None:
-    os.setgroups([])
-    os.setgid(gid)
-    os.setuid(uid)
-    fn(*args)
-
-
-def _restore(targets: list[str]) -> None:
-    """Put back whatever the killed attacker left half swapped."""
-    for real in targets:
-        if os.path.islink(real):
-            os.unlink(real)
-        if os.path.exists(real + ".real") and not os.path.exists(real):
-            os.rename(real + ".real", real)
-
-
 def test_root_follows_no_link_the_grader_plants(inst, victim):
     plan = inst.plan()
     g = plan["courses"][COURSE]
@@ -105,14 +66,8 @@ def test_root_follows_no_link_the_grader_plants(inst, victim):
     os.makedirs(targets[-1], exist_ok=True)
     os.chown(targets[-1], account["uid"], account["gid"])
     before = snapshot(victim)
-    attacker = multiprocessing.get_context("fork").Process(
-        target=_as, args=(account["uid"], account["gid"], _swap, targets, str(victim)), daemon=True
-    )
-    attacker.start()
     outcomes = []
-    try:
-        time.sleep(0.5)
-        assert attacker.is_alive(), "the attacker did not start"
+    with swapping(account["uid"], account["gid"], targets, victim):
         data = yaml.safe_load(inst.site_file.read_text())
         data["courses"][0]["students"].append("lou")
         inst.site_file.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -123,10 +78,6 @@ def test_root_follows_no_link_the_grader_plants(inst, victim):
             ("up", "--site", str(inst.site_file)),
         ):
             outcomes.append(inst.cli(*args, check=False, timeout=300).returncode)
-    finally:
-        attacker.kill()
-        attacker.join()
-        _restore(targets)
     assert snapshot(victim) == before, "root changed a file through the grader's link"
     # nothing of root's went into the victim folder, and no link is left in the plan's places
     assert not any(os.path.islink(t) for t in targets)

@@ -367,13 +367,19 @@ def test_files_mirror_the_host_paths_of_the_plan(files, inp):
 def test_prepare_host_makes_every_planned_folder_and_keeps_layer_3(files, inp):
     script = text(files, "prepare-host.sh")
     assert files["prepare-host.sh"].mode == 0o755
-    for f in inp.plan.folders:
-        assert f"folder {f.path} {f.uid} {f.gid} {f.mode:04o}\n" in script
+    assert 'exec python3 -I "$HERE/prepare_host.py"' in script
+    layout = json.loads(text(files, "host-layout.json"))
+    assert layout["folders"] == [[f.path, f.uid, f.gid, f.mode] for f in inp.plan.folders]
     layer3 = f"{ROOT}/home/grader-algebra/algebra/nbgrader_config.py"
-    assert re.search(rf"^file \S+ {re.escape(layer3)} 10001 10001 0644 keep$", script, re.M)
+    (entry,) = [f for f in layout["files"] if f[1] == layer3]
+    assert entry[2:] == [10001, 10001, 0o644, True]  # kept: the course's own
     # the host's own folders are made when missing, never changed
-    assert f"parent {ROOT}/home\n" in script
-    assert f"folder {ROOT}/home " not in script
+    assert f"{ROOT}/home" in layout["parents"]
+    assert f"{ROOT}/home" not in [f[0] for f in layout["folders"]]
+    # the walk that follows no link is coursehub.safefs itself
+    program = text(files, "prepare_host.py")
+    compile(program, "prepare_host.py", "exec")
+    assert "def ensure_folder(" in program and "O_NOFOLLOW" in program
 
 
 def test_start_prepares_the_host_before_anything_docker(files):

@@ -71,7 +71,7 @@ def test_a_link_in_another_accounts_folder_is_not_followed(tree):
     base, course, victim = tree
     (course / "inbound").symlink_to(victim)
     os.lchown(course / "inbound", ATTACKER, ATTACKER)
-    with pytest.raises(UnsafePathError, match="symbolic link"):
+    with pytest.raises(UnsafePathError, match="should be a folder and is not"):
         ensure_folder(str(course / "inbound"), 20001, 20001, 0o2750)
     with pytest.raises(UnsafePathError, match="symbolic link"):
         ensure_folder(str(course / "inbound" / "sam"), 20001, 20001, 0o2750)
@@ -93,6 +93,10 @@ def test_roots_own_link_in_roots_own_folder_is_followed(tree):
     ensure_folder(str(base / "srv" / "course" / "outbound"), ATTACKER, ATTACKER, 0o750)
     assert (course / "outbound").is_dir()
     assert (course / "outbound").stat().st_uid == ATTACKER
+    # but a planned folder itself is never a link, not even root's
+    (base / "planned").symlink_to(base / "graders")
+    with pytest.raises(UnsafePathError, match="should be a folder and is not"):
+        ensure_folder(str(base / "planned"), 0, 0, 0o755)
 
 
 def test_hard_links_devices_and_fifos_are_refused(tree):
