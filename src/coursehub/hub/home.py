@@ -192,7 +192,7 @@ def _has_feedback(inbound: int, submissions: list[str], given: set[str]) -> bool
 def student_assignments(plan: Plan, course_id: str, student: str) -> list[Assignment] | None:
     """Each assignment released in a course, with how far the student got; None when the
     course's released folder cannot be read safely (missing, a link)."""
-    from ..exchange import FEEDBACK_TREE  # imports nbgrader: only where the page needs it
+    from ..exchange import FEEDBACK_TREE
 
     ex = plan.paths.exchange
     with folder(ex, course_id, "outbound") as outbound:

@@ -184,6 +184,37 @@ def process_specs(inst: Installation) -> list[ProcessSpec]:
     return specs
 
 
+class ReceiptScan:
+    """Every `interval` seconds, as each course's grader: note the submissions coursehub
+    has not seen yet (coursehub.exchange.receipts), so that when a submission counts as
+    made is coursehub's record from soon after it was made, not the student's word."""
+
+    interval = 15.0
+
+    def __init__(self, inst: Installation):
+        self.inst = inst
+        self.last = 0.0
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now - self.last < self.interval:
+            return
+        self.last = now
+        plan = self.inst.plan()
+        python = os.path.join(self.inst.runtime()["user_env"], "bin", "python")
+        for cid, g in plan.courses.items():
+            if not g.students:
+                continue
+            argv = [python, "-m", "coursehub.exchange.receipts"]
+            argv += ["--inbound", f"{plan.paths.exchange}/{cid}/inbound"]
+            argv += ["--receipts", f"{g.course_root}/submission_receipts.sqlite"]
+            proc = run_as_grader(self.inst, cid, argv, capture=True)
+            if proc.returncode != 0:
+                logging.getLogger(__name__).warning(
+                    "receipts of %s: %s", cid, terminal_safe(proc.stderr.strip()[-300:])
+                )
+
+
 def build_supervisor(
     inst: Installation, on_event: Callable[[str], None] | None = None
 ) -> Supervisor:
@@ -191,9 +222,11 @@ def build_supervisor(
     from .reconcile import adopt_formgrader_students
 
     grades = AutoPush(inst)  # LMS sites: new autograded scores go back by themselves
+    receipts = ReceiptScan(inst)
 
     def periodic() -> None:
         adopt_formgrader_students(inst)
+        receipts.tick()
         if inst.plan().auth["type"] in ("lti11", "lti13"):
             grades.tick()
 
