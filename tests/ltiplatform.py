@@ -77,9 +77,10 @@ class OutcomeService:
     """The LMS's Basic Outcomes endpoint: verifies each request's OAuth signature and
     body hash with the shared secret, then records replaceResult scores by sourcedid."""
 
-    def __init__(self, key: str, secret: str):
+    def __init__(self, key: str, secret: str, host: str = "127.0.0.1"):
         self.key, self.secret = key, secret
         self.scores: dict[str, float] = {}
+        self.requests = 0  # every request it got, whatever it was
         self.refused: list[str] = []
         self.fail_next = 0  # answer this many requests with HTTP 500 (an LMS outage)
         service = self
@@ -89,6 +90,7 @@ class OutcomeService:
                 pass
 
             def do_POST(self):
+                service.requests += 1
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if service.fail_next:
                     service.fail_next -= 1
@@ -119,8 +121,9 @@ class OutcomeService:
                 self.end_headers()
                 self.wfile.write(answer)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/outcomes"
+        self.server = ThreadingHTTPServer((host, 0), Handler)
+        self.host = host
+        self.url = f"http://{host}:{self.server.server_port}/outcomes"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def check(self, handler: BaseHTTPRequestHandler, body: bytes) -> str | None:
@@ -137,7 +140,7 @@ class OutcomeService:
         digest = base64.b64encode(hashlib.sha1(body).digest()).decode()  # noqa: S324 - the spec's
         if params.get("oauth_body_hash") != digest:
             return "body hash does not match the body"
-        url = f"http://127.0.0.1:{self.server.server_port}{handler.path}"
+        url = f"http://{self.host}:{self.server.server_port}{handler.path}"
         base = signature.signature_base_string(
             "POST",
             signature.base_string_uri(url),

@@ -418,11 +418,18 @@ def planned_ports(plan: Plan) -> dict[int, str]:
 def _auth_from_plan(auth: dict[str, Any]) -> Auth:
     """The auth section as far as the Plan records it: everything but secrets, which
     the Plan never holds (the LMS's key and secret live in the secrets folder)."""
-    fields = {k: v for k, v in auth.items() if k not in ("contexts", "deployment_ids")}
+    structured = ("contexts", "deployment_ids", "course_creation", "outcome_hosts", "service_hosts")
+    fields = {k: v for k, v in auth.items() if k not in structured}
+    creation = auth.get("course_creation") or {}
+    hosts = auth.get("outcome_hosts")
     return Auth(
         **fields,
         contexts=tuple(auth.get("contexts", {}).items()),
         deployment_ids=tuple(auth.get("deployment_ids", ())),
+        **({"courses_per_hour": creation["per_hour"]} if "per_hour" in creation else {}),
+        **({"max_launch_courses": creation["max_courses"]} if "max_courses" in creation else {}),
+        outcome_hosts=tuple(hosts) if hosts is not None else None,
+        service_hosts=tuple(auth.get("service_hosts", ())),
     )
 
 

@@ -832,6 +832,15 @@ def derive(
         auth["contexts"] = dict(site.auth.contexts)
         if site.auth.deployment_ids:
             auth["deployment_ids"] = list(site.auth.deployment_ids)
+        # read by the hub at each launch and by the grade sender at each score
+        auth["course_creation"] = {
+            "per_hour": site.auth.courses_per_hour,
+            "max_courses": site.auth.max_launch_courses,
+        }
+        if site.auth.outcome_hosts is not None:
+            auth["outcome_hosts"] = list(site.auth.outcome_hosts)
+        if site.auth.service_hosts:
+            auth["service_hosts"] = list(site.auth.service_hosts)
 
     return Plan(
         org=site.org,

@@ -23,6 +23,11 @@ LTI_TYPES = ("lti11", "lti13")
 MIN_LTI_SECRET = 16
 MIN_USER_PASSWORD = 8
 MIN_ADMIN_PASSWORD = 32  # JupyterHub's own rule for shared admin passwords
+# Courses an LMS launch may create (auth.course_creation): a term's start with a few
+# instructors an hour passes; a leaked LTI 1.1 secret or a runaway LMS cannot make
+# thousands of courses (each is folders, a gradebook and a grader server).
+COURSES_PER_HOUR = 10  # per LMS (consumer key, or issuer and client id)
+MAX_LAUNCH_COURSES = 200  # per installation, counting those that still exist
 
 _NAME_LIST = {"type": "array", "items": {"type": "string"}}
 
@@ -107,6 +112,21 @@ SCHEMA: dict[str, Any] = {
                     "minItems": 1,
                     "items": {"type": "string", "minLength": 1},
                 },
+                "course_creation": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "per_hour": {"type": "integer", "minimum": 0},
+                        "max_courses": {"type": "integer", "minimum": 0},
+                    },
+                },
+                # where grades may be sent (LTI 1.1: only these; LTI 1.3: also these)
+                "outcome_hosts": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"type": "string", "minLength": 1},
+                },
+                "service_hosts": {"type": "array", "items": {"type": "string", "minLength": 1}},
             },
         },
         "admins": _NAME_LIST,
@@ -134,7 +154,7 @@ _AUTH_OPTIONS = {
     "first-use": {"min_password_length"},
     "shared-password": {"user_password", "admin_password"},
     # LMS launches; key and secret may come from LTI_CONSUMER_KEY / LTI_SHARED_SECRET instead
-    "lti11": {"consumer_key", "shared_secret", "contexts"},
+    "lti11": {"consumer_key", "shared_secret", "contexts", "course_creation", "outcome_hosts"},
     "lti13": {
         "issuer",
         "client_id",
@@ -143,8 +163,18 @@ _AUTH_OPTIONS = {
         "token_url",
         "contexts",
         "deployment_ids",
+        "course_creation",
+        "service_hosts",
     },
 }
+# the LTI options that are not plain strings (the Auth's fields of their own)
+_LTI_STRUCTURED = (
+    "contexts",
+    "deployment_ids",
+    "course_creation",
+    "outcome_hosts",
+    "service_hosts",
+)
 _LTI13_REQUIRED = ("issuer", "client_id", "jwks_url", "authorize_url")
 _LTI13_URLS = ("issuer", "jwks_url", "authorize_url", "token_url")
 
@@ -186,6 +216,13 @@ class Auth:
     contexts: tuple[tuple[str, str], ...] = ()  # LMS context id -> course id
     # LTI 1.3: the LMS deployments whose launches are accepted (none listed: all of the client)
     deployment_ids: tuple[str, ...] = ()
+    # auth.course_creation: new courses from launches, per LMS an hour and in all
+    courses_per_hour: int = COURSES_PER_HOUR
+    max_launch_courses: int = MAX_LAUNCH_COURSES
+    # LTI 1.1: the only hosts grades go to (None: any public https host)
+    outcome_hosts: tuple[str, ...] | None = None
+    # LTI 1.3: hosts grades may go to besides those of the platform's registration
+    service_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -437,6 +474,7 @@ def parse_site(data: Any, source: str = "site file") -> Site:
         raise SiteError(source, problems)
 
     hub_data = data.get("hub", {})
+    creation = _mapping(auth_data.get("course_creation"))
     return Site(
         org=data["org"],
         hub=Hub(
@@ -452,10 +490,18 @@ def parse_site(data: Any, source: str = "site file") -> Site:
             **{
                 k: auth_data.get(k)
                 for k in _AUTH_OPTIONS["lti13"] | {"consumer_key", "shared_secret"}
-                if k not in ("contexts", "deployment_ids")
+                if k not in _LTI_STRUCTURED
             },
             contexts=tuple(_mapping(auth_data.get("contexts")).items()),
             deployment_ids=tuple(auth_data.get("deployment_ids") or ()),
+            courses_per_hour=creation.get("per_hour", COURSES_PER_HOUR),
+            max_launch_courses=creation.get("max_courses", MAX_LAUNCH_COURSES),
+            outcome_hosts=(
+                tuple(host_entry(h) for h in auth_data["outcome_hosts"])
+                if auth_data.get("outcome_hosts")
+                else None
+            ),
+            service_hosts=tuple(host_entry(h) for h in auth_data.get("service_hosts") or ()),
         ),
         admins=tuple(admins),
         people=tuple(people),
@@ -522,6 +568,57 @@ def _lti_auth(auth_type: str, auth: dict[str, Any], problems: list[str]) -> None
     for context, course in _mapping(auth.get("contexts")).items():
         if isinstance(course, str) and (problem := course_id_problem(course)):
             problems.append(f"auth.contexts.{context}: course id {course!r} {problem}")
+    for key in ("outcome_hosts", "service_hosts"):
+        for i, entry in enumerate(_strings(auth.get(key))):
+            try:
+                host_entry(entry)
+            except ValueError as err:
+                problems.append(f"auth.{key}[{i}]: {entry!r} {err}")
+
+
+def host_entry(text: str) -> str:
+    """A host of auth.outcome_hosts or auth.service_hosts, normalised: a host name or an
+    IP address in lower case, with ':PORT' when the entry has one ('[v6]:PORT' for IPv6).
+    Raises ValueError saying what to write instead."""
+    host, port = split_host_entry(text)
+    shown = f"[{host}]" if ":" in host else host
+    return shown if port is None else f"{shown}:{port}"
+
+
+def split_host_entry(text: str) -> tuple[str, int | None]:
+    """(host, port or None: any port) of a host entry; see host_entry."""
+    import ipaddress
+
+    hint = (
+        "is not a host; write only its name or address, with ':PORT' to allow one port "
+        "only, for example 'lms.example.edu', 'lms.example.edu:8443' or '10.0.0.5'"
+    )
+    entry = text.strip().lower()
+    if not entry or any(c in entry for c in "/@?#*\\ \t") or "://" in entry:
+        raise ValueError(hint + " (not a URL, no wildcards)")
+    port: str | None = None
+    if entry.startswith("["):  # [IPv6] or [IPv6]:PORT
+        host, bracket, rest = entry[1:].partition("]")
+        if not bracket:
+            raise ValueError(hint)
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(hint)
+            port = rest[1:]
+    elif entry.count(":") > 1:  # a bare IPv6 address
+        host = entry
+    else:
+        host, _, port = entry.partition(":")
+        port = port if ":" in entry else None
+    if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"has no port number after ':'; {hint}")
+    host = host.rstrip(".")
+    try:
+        host = str(ipaddress.ip_address(host))
+    except ValueError:
+        if ":" in host or not _HOST_NAME.match(host) or ".." in host:
+            raise ValueError(hint) from None
+    return host, int(port) if port is not None else None
 
 
 def _docker(raw: Any, org: Any, problems: list[str]) -> Docker | None:
@@ -596,13 +693,20 @@ def site_to_data(site: Site) -> dict[str, Any]:
     if site.auth.type == "first-use":
         auth["min_password_length"] = site.auth.min_password_length
     elif site.auth.type in LTI_TYPES:
-        for key in sorted(_AUTH_OPTIONS[site.auth.type] - {"contexts", "deployment_ids"}):
+        for key in sorted(_AUTH_OPTIONS[site.auth.type] - set(_LTI_STRUCTURED)):
             if getattr(site.auth, key) is not None:
                 auth[key] = getattr(site.auth, key)
         if site.auth.deployment_ids:
             auth["deployment_ids"] = list(site.auth.deployment_ids)
         if site.auth.contexts:
             auth["contexts"] = dict(site.auth.contexts)
+        creation = (site.auth.courses_per_hour, site.auth.max_launch_courses)
+        if creation != (COURSES_PER_HOUR, MAX_LAUNCH_COURSES):
+            auth["course_creation"] = {"per_hour": creation[0], "max_courses": creation[1]}
+        if site.auth.outcome_hosts is not None:
+            auth["outcome_hosts"] = list(site.auth.outcome_hosts)
+        if site.auth.service_hosts:
+            auth["service_hosts"] = list(site.auth.service_hosts)
     else:
         auth["user_password"] = site.auth.user_password
         if site.auth.admin_password:

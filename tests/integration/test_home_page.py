@@ -3,7 +3,7 @@
 A student who fetched and submitted sees each released assignment's state, then the
 feedback once it is released; an instructor sees their courses and follows the link
 to a formgrader; an admin sees the health of the proxy, the hub and each grader.
-Screenshots go to docs/screenshots/07-09.
+Screenshots go to tests/artifacts/home/ (docs/screenshots/07-09 are copies of them).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ SITE = {
         {"id": "chem", "title": "Chemistry", "instructors": ["omar"], "students": ["rosa"]},
     ],
 }
-SHOTS = ROOT / "docs" / "screenshots"
+SHOTS = ROOT / "tests" / "artifacts" / "home"
 STEP = 30_000  # ms
 
 

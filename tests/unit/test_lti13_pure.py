@@ -19,6 +19,7 @@ from coursehub.hub.config import hub_config
 from coursehub.hub.lti import CourseLTI13Authenticator
 from coursehub.lti.ags import AgsClient, scores_url, with_query
 from coursehub.lti.grades import backoff, changed_scores, fraction
+from coursehub.lti.hosts import policy_for
 from coursehub.lti.keys import (
     client_assertion,
     ensure_tool_key,
@@ -133,6 +134,19 @@ def test_launch_from_claims(platform):
     assert lti13_launch(claims).outcome is None
 
 
+def registration(platform):
+    """The grade policy of a site registered with the tests' platform (its own hosts)."""
+    return policy_for(
+        {
+            "type": "lti13",
+            "issuer": platform.issuer,
+            "jwks_url": platform.jwks_url,
+            "authorize_url": platform.authorize_url,
+            "token_url": platform.token_url,
+        }
+    )
+
+
 def target(platform, student="ana", assignment="ps1", lineitem="") -> Target:
     return Target(
         "intro",
@@ -144,11 +158,13 @@ def target(platform, student="ana", assignment="ps1", lineitem="") -> Target:
 
 
 def test_ags_creates_one_line_item_and_posts_scores(platform, tool_pem):
-    client = AgsClient(CLIENT, platform.token_url, tool_pem)
+    client = AgsClient(CLIENT, platform.token_url, tool_pem, policy=registration(platform))
     client.send(target(platform), 2 / 3, 3.0)
     client.send(target(platform, "bo"), 1.0, 3.0)
     # a new client (another push) finds the line item instead of making a second one
-    AgsClient(CLIENT, platform.token_url, tool_pem).send(target(platform, "cy"), 0.0, 3.0)
+    AgsClient(CLIENT, platform.token_url, tool_pem, policy=registration(platform)).send(
+        target(platform, "cy"), 0.0, 3.0
+    )
     [item] = platform.lineitems["ctx-1"]
     assert item["resourceId"] == "ps1" and item["scoreMaximum"] == 3.0
     assert platform.scores[("ps1", "sub-ana")]["scoreGiven"] == 2.0
@@ -159,7 +175,7 @@ def test_ags_creates_one_line_item_and_posts_scores(platform, tool_pem):
 
 
 def test_ags_uses_the_links_own_line_item(platform, tool_pem):
-    client = AgsClient(CLIENT, platform.token_url, tool_pem)
+    client = AgsClient(CLIENT, platform.token_url, tool_pem, policy=registration(platform))
     client.send(target(platform, assignment="ps2"), 0.5, 10.0)
     url = platform.lineitems["ctx-1"][0]["id"]
     client.send(target(platform, "bo", assignment="other-name", lineitem=url), 1.0, None)
@@ -170,7 +186,7 @@ def test_ags_uses_the_links_own_line_item(platform, tool_pem):
 def test_ags_with_a_key_the_platform_does_not_know(platform):
     from ltiplatform import new_rsa_pem
 
-    client = AgsClient(CLIENT, platform.token_url, new_rsa_pem())
+    client = AgsClient(CLIENT, platform.token_url, new_rsa_pem(), policy=registration(platform))
     with pytest.raises(OutcomeError, match="token endpoint answered HTTP 401"):
         client.send(target(platform), 1.0, 1.0)
     assert platform.scores == {} and platform.refused
@@ -179,7 +195,9 @@ def test_ags_with_a_key_the_platform_does_not_know(platform):
 def test_ags_outage_is_an_outcome_error(platform, tool_pem):
     platform.fail_next = 5
     with pytest.raises(OutcomeError, match="HTTP 500"):
-        AgsClient(CLIENT, platform.token_url, tool_pem).send(target(platform), 1.0, 1.0)
+        AgsClient(CLIENT, platform.token_url, tool_pem, policy=registration(platform)).send(
+            target(platform), 1.0, 1.0
+        )
 
 
 def test_urls():

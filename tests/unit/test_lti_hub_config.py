@@ -40,7 +40,12 @@ def test_authenticator_from_the_hub_config(tmp_path, fake_secrets):
     assert auth.nonce_db == f"{DATA_DIR}/state/lti-nonces.sqlite"
     assert auth.data_dir == DATA_DIR
     assert auth.plan_file == str(plan_file)
-    assert plan.auth == {"type": "lti11", "contexts": {"c1": "algebra"}}
+    assert auth.creations_db == f"{DATA_DIR}/state/lti-course-creations.sqlite"
+    assert plan.auth == {
+        "type": "lti11",
+        "contexts": {"c1": "algebra"},
+        "course_creation": {"per_hour": 10, "max_courses": 200},  # the defaults
+    }
     assert SECRET not in plan.to_json()
     # outside a launch, only the site file's people are allowed
     assert auth.check_allowed("sam")

@@ -13,7 +13,11 @@ window, OAuth 1 signature). On top of it coursehub:
   site file, then `coursehub up` applies it (folders, gradebook, the course's
   roles, groups and service loaded into this running hub, its grader server
   started: no restart, nobody's session dropped); the person is logged in
-  already and a page waits for the course, then opens its formgrader;
+  already and a page waits for the course, then opens its formgrader; a launch
+  over auth.course_creation's limits (per LMS an hour, in all) is refused with a
+  page that says so (coursehub.lti.limits), before anything is written;
+- notes where a student's grades go, logging at once a URL whose host the grade
+  policy refuses (coursehub.lti.hosts; the sender checks it again each time);
 - sends the person where they work: students to their server's Assignments
   panel on the launch's course (a server that started before the launch joined
   them to the course is restarted, or it could not read the course), instructors
@@ -71,8 +75,9 @@ from ..lti.launch import (
     lti11_launch,
     lti13_launch,
 )
+from ..lti.limits import CourseCreations, CreationLimits
 from ..lti.nonces import NonceStore
-from ..lti.outcomes import OutcomeStore
+from ..lti.outcomes import OutcomeError, OutcomeStore
 from ..names import course_id_problem
 from ..plan import Plan
 from ..site import load_site
@@ -84,6 +89,7 @@ from .spawner import load_plan
 LMS_PEOPLE_FILE = "lti-people.json"  # in the state folder: whose each launch-made name is
 
 NONCE_DB = "lti-nonces.sqlite"
+CREATIONS_DB = "lti-course-creations.sqlite"
 DEPLOYMENT_CLAIM = "https://purl.imsglobal.org/spec/lti/claim/deployment_id"
 OUTCOMES_DB = "lti-outcomes.sqlite"
 
@@ -107,6 +113,10 @@ class _CourseLaunch(Authenticator):
         help="SQLite file of where each student's grades go back to the LMS (mode 0600).",
     ).tag(config=True)
 
+    creations_db = Unicode(
+        help="SQLite file of the courses launches created (mode 0600), for auth.course_creation.",
+    ).tag(config=True)
+
     site_people = Set(
         help="Ignored: with LMS launches the site file grows with the launches (see plan_file).",
     ).tag(config=True)
@@ -127,18 +137,29 @@ class _CourseLaunch(Authenticator):
             site = load_site(site_file)
             launch, claim = self._own_name(launch, site)
             decision = decide(launch, site)
+            if decision.create_course:  # over a limit: refused before anything is recorded
+                await asyncio.to_thread(self._admit_course, launch, decision, site)
             claim()
         except LaunchRefused as refused:
             self.log.warning("LTI launch of %s refused: %s", launch.name, refused.message)
-            raise web.HTTPError(refused.status, "%s", refused.message) from None
+            error = web.HTTPError(refused.status, "%s", refused.message)
+            if getattr(refused, "retry_after", None):
+                error.headers = {"Retry-After": str(refused.retry_after)}  # the page sends it
+            raise error from None
         except LaunchContextError as err:
             raise web.HTTPError(400, "%s", str(err)) from None
         if launch.outcome is not None and decision.role == "student" and launch.assignment:
+            await asyncio.to_thread(self._check_outcome_hosts, launch, decision)
+            # remembered even if refused: each send checks again, and the outbox says why
             OutcomeStore(self.outcomes_db).remember(
                 decision.course_id, decision.name, launch.assignment, launch.issuer, launch.outcome
             )
         if decision.create_course:
-            await asyncio.to_thread(self._write_back, site_file, decision)
+            try:
+                await asyncio.to_thread(self._write_back, site_file, decision)
+            except BaseException:
+                CourseCreations(self.creations_db).forget(decision.course_id)
+                raise
             self._apply_in_background(site_file, decision.course_id)
             handler.coursehub_landing = url_path_join(
                 self._base_url(), "hub/lti/preparing", decision.course_id
@@ -182,6 +203,42 @@ class _CourseLaunch(Authenticator):
                 name,
             )
         return replace(launch, name=name), lambda: people.claim(name, launch.identity, owners)
+
+    def lms_of(self, launch) -> str:
+        """The LMS a launch comes from, as auth.course_creation.per_hour counts it."""
+        return launch.issuer  # LTI 1.1: the consumer key
+
+    def _admit_course(self, launch, decision: Decision, site) -> None:
+        """Record the course this launch creates, or CreationRefused over a limit."""
+        CourseCreations(self.creations_db).admit(
+            self.lms_of(launch),
+            decision.context_id,
+            decision.course_id,
+            decision.course_title,
+            CreationLimits.of(load_plan(self.plan_file).auth),
+            existing={c.id for c in site.courses},
+        )
+
+    def _check_outcome_hosts(self, launch, decision: Decision) -> None:
+        """Say in the log, at the launch, when its grades will not be sent where it says."""
+        from ..lti.hosts import policy_for
+
+        policy = policy_for(load_plan(self.plan_file).auth)
+        for url in (launch.outcome.service_url, launch.outcome.lineitem):
+            if not url:
+                continue
+            try:
+                problem = policy.problem(url)
+            except OutcomeError as err:  # the name does not resolve now: each send asks again
+                problem = str(err)
+            if problem:
+                self.log.warning(
+                    "LTI launch: %s's scores for %s of %s will not be sent: %s",
+                    decision.name,
+                    launch.assignment,
+                    decision.course_id,
+                    problem,
+                )
 
     async def _restart_to_see(self, handler, decision: Decision) -> None:
         """A server keeps the groups it started with, so one that runs since before this
@@ -430,6 +487,10 @@ class CourseLTI13Authenticator(_CourseLaunch, LTI13Authenticator):
     login_handler = CourseLTI13LoginInitHandler
     callback_handler = CourseLTI13CallbackHandler
 
+    def lms_of(self, launch) -> str:
+        # the platform's issuer and coursehub's client id there (the only one accepted)
+        return f"{launch.issuer} {load_plan(self.plan_file).auth.get('client_id', '')}"
+
     def get_handlers(self, app):
         return [
             (self.login_url(""), CourseLTI13LoginInitHandler),
@@ -480,6 +541,7 @@ def lti_config(plan: Plan, plan_file: str, credentials: dict[str, str] | None) -
         section.data_dir = plan.paths.data_dir
         section.nonce_db = f"{state}/{NONCE_DB}"
         section.outcomes_db = f"{state}/{OUTCOMES_DB}"
+        section.creations_db = f"{state}/{CREATIONS_DB}"
         section.org = plan.org
     if plan.auth["type"] == "lti11":
         creds = credentials or load_lti_credentials(plan.paths.secrets)

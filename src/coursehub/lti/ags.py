@@ -17,6 +17,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import requests
 
+from .hosts import ServicePolicy, refusal_in
 from .keys import ASSERTION_TYPE, client_assertion
 from .outcomes import OutcomeError, Target
 
@@ -66,18 +67,34 @@ def lineitem_body(assignment: str, maximum: float) -> dict:
 class AgsClient:
     """Sends scores for one LMS registration (client id, token endpoint, coursehub's key)."""
 
-    def __init__(self, client_id: str, token_url: str, private_pem: str, timeout: float = 20):
+    def __init__(
+        self,
+        client_id: str,
+        token_url: str,
+        private_pem: str,
+        timeout: float = 20,
+        *,
+        policy: ServicePolicy,
+    ):
         self.client_id = client_id
         self.token_url = token_url
         self.private_pem = private_pem
         self.timeout = timeout
+        self.policy = policy  # the hosts of the registration and auth.service_hosts
+        self._session = policy.session()
         self._token: tuple[str, float] | None = None  # (access token, expires at)
         self._lineitems: dict[tuple[str, str], dict[str, Any]] = {}
 
     def _request(self, method: str, url: str, **kw) -> requests.Response:
+        # every URL: the launch's line items URLs and the line item ids the LMS answers
+        self.policy.check(url)
         try:
-            return requests.request(method, url, timeout=self.timeout, **kw)
+            return self._session.request(
+                method, url, timeout=self.timeout, allow_redirects=False, **kw
+            )
         except requests.RequestException as err:
+            if refused := refusal_in(err):
+                raise refused from None
             raise OutcomeError(f"the LMS did not answer: {type(err).__name__}") from None
 
     def access_token(self) -> str:

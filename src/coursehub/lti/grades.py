@@ -119,11 +119,16 @@ Sender = Callable[[Target, float, "float | None"], None]  # (target, fraction, m
 
 def sender_for(plan) -> Sender:
     """How this installation's scores reach its LMS (by its auth type)."""
+    from .hosts import policy_for
+
     kind = plan.auth["type"]
+    policy = policy_for(plan.auth)  # where the launches' URLs may point
     if kind == "lti11":
         creds = load_lti_credentials(plan.paths.secrets)
         key, secret = creds["consumer_key"], creds["shared_secret"]
-        return lambda target, value, _maximum: send_lti11_score(target, value, key, secret)
+        return lambda target, value, _maximum: send_lti11_score(
+            target, value, key, secret, policy=policy
+        )
     if kind == "lti13":
         from .ags import AgsClient
         from .keys import load_tool_key
@@ -134,7 +139,9 @@ def sender_for(plan) -> Sender:
                 "auth.token_url: needed to send grades with LTI 1.3 (Assignment and Grade "
                 "Services); copy the LMS's access token URL into the site file"
             )
-        client = AgsClient(plan.auth["client_id"], token_url, load_tool_key(plan.paths.secrets))
+        client = AgsClient(
+            plan.auth["client_id"], token_url, load_tool_key(plan.paths.secrets), policy=policy
+        )
         return client.send
     raise GradesError(
         f"grades go back to an LMS only with auth type 'lti11' or 'lti13' (this site uses {kind!r})"
@@ -150,10 +157,15 @@ def _send(
     maximum: float | None = None,
     attempts: int = ATTEMPTS,
 ) -> bool:
+    from .hosts import HostRefused
+
     last = ""
     for _ in range(attempts):
         try:
             send(target, score, maximum)
+        except HostRefused as err:  # trying again now changes nothing
+            last = str(err)
+            break
         except OutcomeError as err:
             last = str(err)
             continue

@@ -13,9 +13,13 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
 from .launch import Outcome
+
+if TYPE_CHECKING:
+    from .hosts import ServicePolicy
 
 
 def _private_db(path: Path) -> None:
@@ -209,18 +213,33 @@ def outcome_succeeded(answer: str) -> bool:
 
 
 def send_lti11_score(
-    target: Target, score: float, key: str, secret: str, timeout: float = 20
+    target: Target,
+    score: float,
+    key: str,
+    secret: str,
+    timeout: float = 20,
+    *,
+    policy: ServicePolicy,
 ) -> None:
-    """Send one score; raises OutcomeError saying why it did not arrive."""
+    """Send one score; raises OutcomeError saying why it did not arrive (HostRefused:
+    `policy` does not allow the launch's outcome URL, and nothing was sent)."""
     import uuid
 
     import requests
 
+    from .hosts import refusal_in
+
+    # checked now, not only at the launch: a name may resolve elsewhere today
+    policy.check(target.outcome.service_url)
     body = replace_result_xml(target.outcome.sourcedid, score, uuid.uuid4().hex)
     url, headers, body = signed_outcome_request(target.outcome.service_url, key, secret, body)
     try:
-        r = requests.post(url, data=body.encode(), headers=headers, timeout=timeout)
+        r = policy.session().post(
+            url, data=body.encode(), headers=headers, timeout=timeout, allow_redirects=False
+        )
     except requests.RequestException as err:
+        if refused := refusal_in(err):
+            raise refused from None
         raise OutcomeError(f"the LMS did not answer: {type(err).__name__}") from None
     if r.status_code != 200:
         raise OutcomeError(f"the LMS answered HTTP {r.status_code}")

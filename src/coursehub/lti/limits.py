@@ -1,0 +1,176 @@
+"""How many courses LMS launches may create: per LMS an hour, and in all.
+
+An instructor's first launch from an unknown context creates a course (folders,
+a gradebook, a grader server). Whoever can sign launches (the LMS, a copy of the
+LTI 1.1 secret) could create thousands, so each creation is recorded, in SQLite
+in the installation's state folder (mode 0600, like the nonces: a hub restart
+forgets nothing), and a launch over a limit is refused:
+
+- `auth.course_creation.per_hour`: new courses per LMS (an LTI 1.1 consumer key,
+  an LTI 1.3 issuer and client id) in the last 60 minutes (HTTP 429);
+- `auth.course_creation.max_courses`: courses created from launches that the site
+  still has (HTTP 403; removing such a course makes room again).
+
+0 for either turns creation from launches off. Launches into courses that exist,
+and people joining them, are never limited; `coursehub course add` is not either.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sqlite3
+import time
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..site import COURSES_PER_HOUR, MAX_LAUNCH_COURSES
+from .launch import LaunchRefused
+
+WINDOW = 3600.0  # seconds: the rate is per hour
+
+
+@dataclass(frozen=True)
+class CreationLimits:
+    per_hour: int = COURSES_PER_HOUR
+    max_courses: int = MAX_LAUNCH_COURSES
+
+    @classmethod
+    def of(cls, auth: Mapping[str, Any]) -> CreationLimits:
+        """The limits of the Plan's auth section (the defaults when it has none)."""
+        found = auth.get("course_creation") or {}
+        return cls(
+            int(found.get("per_hour", COURSES_PER_HOUR)),
+            int(found.get("max_courses", MAX_LAUNCH_COURSES)),
+        )
+
+
+class CreationRefused(LaunchRefused):
+    """A launch that would create a course over a limit; `retry_after` in seconds (429)."""
+
+    def __init__(self, message: str, status: int, retry_after: int | None = None):
+        super().__init__(message, status)
+        self.retry_after = retry_after
+
+
+_OPERATOR = (
+    "Ask the hub's operator: they can raise the limit (auth.course_creation in the site "
+    "file, then 'coursehub up'), or add the course themselves with 'coursehub course add' "
+    "and pin this LMS course (context {context}) to it in auth.contexts. Courses that "
+    "exist already open as usual."
+)
+
+
+class CourseCreations:
+    """The record of the courses launches created (course, LMS, context, when)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        # made 0600 before SQLite opens it: which LMS made which course is the operator's
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+        os.chmod(self.path, 0o600)
+        with self._connect() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS created ("
+                " course TEXT PRIMARY KEY, lms TEXT NOT NULL, context TEXT NOT NULL,"
+                " at REAL NOT NULL)"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=10, isolation_level=None)
+
+    def admit(
+        self,
+        lms: str,
+        context_id: str,
+        course_id: str,
+        title: str,
+        limits: CreationLimits,
+        existing: Collection[str],
+        now: float | None = None,
+    ) -> None:
+        """Record that a launch of `lms` creates `course_id` now, or raise CreationRefused
+        (with the page's message) when that is over a limit. `existing`: the site's
+        courses now (a course created by a launch and since removed counts no more)."""
+        now = time.time() if now is None else now
+        for key in ("per_hour", "max_courses"):
+            if getattr(limits, key) == 0:
+                raise CreationRefused(
+                    f"coursehub did not create the course '{title}': this hub creates no "
+                    f"courses from LMS launches (auth.course_creation.{key}: 0). "
+                    + _OPERATOR.format(context=context_id),
+                    403,
+                )
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")  # count and record as one step
+            recent = db.execute(
+                "SELECT COUNT(*), MIN(at) FROM created WHERE lms = ? AND at > ? AND course != ?",
+                (lms, now - WINDOW, course_id),
+            ).fetchone()
+            made = [
+                c
+                for (c,) in db.execute("SELECT course FROM created WHERE course != ?", (course_id,))
+                if c in existing
+            ]
+            if recent[0] >= limits.per_hour:
+                db.execute("ROLLBACK")
+                wait = max(1, math.ceil(recent[1] + WINDOW - now))
+                raise CreationRefused(
+                    f"coursehub did not create the course '{title}': this LMS has created "
+                    f"{recent[0]} new course(s) in the last hour, the most this hub allows "
+                    f"(auth.course_creation.per_hour: {limits.per_hour}). Try again in about "
+                    f"{math.ceil(wait / 60)} minute(s). " + _OPERATOR.format(context=context_id),
+                    429,
+                    retry_after=wait,
+                )
+            if len(made) >= limits.max_courses:
+                db.execute("ROLLBACK")
+                raise CreationRefused(
+                    f"coursehub did not create the course '{title}': this hub has "
+                    f"{len(made)} course(s) created from LMS launches, its limit "
+                    f"(auth.course_creation.max_courses: {limits.max_courses}). "
+                    + _OPERATOR.format(context=context_id),
+                    403,
+                )
+            db.execute(
+                "INSERT OR REPLACE INTO created (course, lms, context, at) VALUES (?, ?, ?, ?)",
+                (course_id, lms, context_id, now),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        finally:
+            db.close()
+
+    def forget(self, course_id: str) -> None:
+        """The creation did not happen after all (the site file could not be written)."""
+        db = self._connect()
+        try:
+            db.execute("DELETE FROM created WHERE course = ?", (course_id,))
+        finally:
+            db.close()
+
+    def recent(self, lms: str, now: float | None = None) -> int:
+        """Courses `lms` created in the last hour."""
+        now = time.time() if now is None else now
+        db = self._connect()
+        try:
+            return db.execute(
+                "SELECT COUNT(*) FROM created WHERE lms = ? AND at > ?", (lms, now - WINDOW)
+            ).fetchone()[0]
+        finally:
+            db.close()
+
+    def courses(self) -> dict[str, str]:
+        """{course: LMS} of every course a launch created."""
+        db = self._connect()
+        try:
+            return dict(db.execute("SELECT course, lms FROM created ORDER BY course"))
+        finally:
+            db.close()
