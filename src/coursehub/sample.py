@@ -63,3 +63,9 @@ def sample_notebook() -> nbformat.NotebookNode:
         ),
     ]
     return nb
+
+
+def write_sample(path: str) -> None:
+    """Write the sample notebook at `path` (as whoever calls it: coursehub itself has the
+    grader write it into a course, see `coursehub sample`)."""
+    nbformat.write(sample_notebook(), path)
