@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import secrets
 import sqlite3
@@ -29,6 +28,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from .plan import Plan
+from .secrets import private_file
 
 LINKS_FILE = "password-links.sqlite"  # in the state folder
 SET_PASSWORD_PATH = "/coursehub/set-password"  # noqa: S105 - a URL path under /hub/
@@ -96,10 +96,7 @@ class LinkStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        # made 0600 before SQLite opens it; SQLite keeps the mode of an existing file
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
-        os.chmod(self.path, 0o600)
+        private_file(self.path)  # hashes of the codes and who set a password
         with self._connect() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS link ("

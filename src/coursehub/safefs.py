@@ -189,20 +189,30 @@ def write_file(
                     if stat.S_IMODE(st.st_mode) != mode:
                         os.fchmod(f.fileno(), mode)
                     return True
-        tmp = f".{name}.{secrets.token_hex(6)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=pfd)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(content)
-                f.flush()
-                os.fchown(f.fileno(), uid, gid)
-                os.fchmod(f.fileno(), mode)
-                os.fsync(f.fileno())
-            os.replace(tmp, name, src_dir_fd=pfd, dst_dir_fd=pfd)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=pfd)
-            raise
+        replace_in_folder(pfd, name, content, mode, (uid, gid))
         return True
     finally:
         os.close(pfd)
+
+
+def replace_in_folder(
+    dir_fd: int, name: str, content: bytes, mode: int, owner: tuple[int, int] | None
+) -> None:
+    """Put `content` at `name` in the open folder: a new file (O_EXCL, no link followed)
+    given its owner (when root) and mode through its descriptor, then renamed over the
+    name, so nothing is ever written through a link or left half-written."""
+    tmp = f".{name}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+            f.flush()
+            if owner is not None and os.geteuid() == 0:
+                os.fchown(f.fileno(), *owner)
+            os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise

@@ -39,6 +39,18 @@ def write_private(path: Path, content: str | bytes, mode: int = 0o600) -> None:
         raise
 
 
+def private_file(path: str | Path) -> Path:
+    """Make `path` exist with mode 0600 (before SQLite opens it: SQLite keeps the mode
+    of an existing file, and a new one would get the umask's)."""
+    path = Path(path)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    return path
+
+
 def _check_private(path: Path) -> None:
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:

@@ -6,11 +6,9 @@ invalid raises SiteError and leaves the file as it was.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import io
 import os
-import secrets
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from .safefs import replace_in_folder
 from .site import Site, SiteError, parse_site
 
 
@@ -70,28 +69,10 @@ def write_site_text(
             fd = _open_nofollow(path)
             with os.fdopen(fd, "rb") as f:
                 old = f.read()
-            _replace(dir_fd, f"{path.name}.bak", old, mode, owner)
-        _replace(dir_fd, path.name, text.encode("utf-8"), mode, owner)
+            replace_in_folder(dir_fd, f"{path.name}.bak", old, mode, owner)
+        replace_in_folder(dir_fd, path.name, text.encode("utf-8"), mode, owner)
     finally:
         os.close(dir_fd)
-
-
-def _replace(dir_fd: int, name: str, data: bytes, mode: int, owner: tuple[int, int] | None):
-    tmp = f".{name}.{secrets.token_hex(6)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            if owner is not None and os.geteuid() == 0:
-                os.fchown(f.fileno(), *owner)
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp, dir_fd=dir_fd)
-        raise
 
 
 def _plain(data: Any) -> Any:

@@ -117,6 +117,8 @@ class CourseFetchFeedback(_StudentFeedbackRoot, _PreparedRoot, ExchangeFetchFeed
                         name,
                     )
                     continue
+                # dest is in the student's own home and this runs as the student: the
+                # folder is theirs, so a link of theirs can only redirect their own write
                 folder = os.path.join(dest, timestamp)
                 os.makedirs(folder, exist_ok=True)
                 target = os.path.join(folder, f"{notebook_id}.html")
@@ -222,6 +224,8 @@ class CourseSubmit(_PreparedRoot, ExchangeSubmit):
     def copy_files(self):
         super().copy_files()
         # nbgrader opens each submission to everyone (0777): nobody but its owner writes it
+        # runs as the student, in their own inbound folder: chmod can only reach what
+        # the student owns anyway
         dest = os.path.join(self.inbound_path, self.assignment_filename)
         for folder, _dirs, files in os.walk(dest):
             os.chmod(folder, SUBMISSION_DIR_MODE)
@@ -532,6 +536,8 @@ class CourseCollect(_PreparedRoot, ExchangeCollect):
             # the time it counts as made, for autograde and the formgrader (not the student's)
             with open(os.path.join(staging, "timestamp.txt"), "w") as f:
                 f.write(f"{rec['timestamp']:%Y-%m-%d %H:%M:%S.%f} UTC")
+            # staging and dest are in the grader's own course folder (0700, no student
+            # reaches it), and this runs as the grader
             os.chmod(staging, SUBMISSION_DIR_MODE)
             if updating:
                 self.log.info("Updating submission: %s %s", student, assignment)

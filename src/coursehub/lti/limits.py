@@ -18,7 +18,6 @@ and people joining them, are never limited; `coursehub course add` is not either
 from __future__ import annotations
 
 import math
-import os
 import sqlite3
 import time
 from collections.abc import Collection, Mapping
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..secrets import private_file
 from ..site import COURSES_PER_HOUR, MAX_LAUNCH_COURSES
 from .launch import LaunchRefused
 
@@ -68,10 +68,7 @@ class CourseCreations:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        # made 0600 before SQLite opens it: which LMS made which course is the operator's
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
-        os.chmod(self.path, 0o600)
+        private_file(self.path)  # which LMS made which course is the operator's
         with self._connect() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS created ("

@@ -9,10 +9,11 @@ after that the timestamp check refuses the replay on its own.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from pathlib import Path
+
+from ..secrets import private_file
 
 DEFAULT_WINDOW = 30  # seconds either side of now, as ltiauthenticator's LTI 1.1 check
 
@@ -21,10 +22,7 @@ class NonceStore:
     def __init__(self, path: str | Path, window: int = DEFAULT_WINDOW):
         self.path = Path(path)
         self.window = window
-        # made 0600 before SQLite opens it: nonces and consumer keys are nobody else's
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
-        os.chmod(self.path, 0o600)
+        private_file(self.path)  # nonces and consumer keys are nobody else's
         with self._connect() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS nonce ("

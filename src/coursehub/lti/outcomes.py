@@ -8,7 +8,6 @@ mode 0600: sourcedids are capabilities to write a grade.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -16,16 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
+from ..secrets import private_file
 from .launch import Outcome
 
 if TYPE_CHECKING:
     from .hosts import ServicePolicy
-
-
-def _private_db(path: Path) -> None:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    os.close(fd)
-    os.chmod(path, 0o600)
 
 
 @dataclass(frozen=True)
@@ -40,7 +34,7 @@ class Target:
 class OutcomeStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        _private_db(self.path)
+        private_file(self.path)
         with self._db() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS outcome ("
