@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything coursehub needs on this machine; safe to run again.
-#   - Debian packages (when root): nss_wrapper, Node.js, npm, Chromium, docker-compose if missing
+#   - Debian packages (when root): nss_wrapper, Node.js, npm, Chromium, bubblewrap,
+#     docker-compose if missing
 #   - .venv: coursehub (editable), JupyterHub, nbgrader, test tools, from the lock
 #   - node_modules: configurable-http-proxy, from package-lock.json
 #   - the servers' environment (when root): /opt/coursehub/user-env, readable by every uid
@@ -21,6 +22,7 @@ if [ "$(id -u)" = 0 ]; then
   command -v node >/dev/null || need+=(nodejs)
   command -v npm >/dev/null || need+=(npm)
   [ -x /usr/bin/chromium ] || need+=(chromium)  # the browser tests drive Debian's Chromium
+  command -v bwrap >/dev/null || need+=(bubblewrap)  # the grading sandbox
   command -v docker-compose >/dev/null || need+=(docker-compose)  # validates rendered compose files
   if [ ${#need[@]} -gt 0 ]; then
     step "Installing Debian packages: ${need[*]}"

@@ -82,6 +82,17 @@ class Person:
         r = self.server("GET", "api/status")
         assert r.status_code == 200, (r.status_code, r.text[:300])
 
+    def stop_server(self, timeout: float = 60) -> None:
+        r = self.hub_api("DELETE", f"users/{self.name}/server")
+        assert r.status_code in (202, 204), (r.status_code, r.text)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            model = self.hub_api("GET", f"users/{self.name}").json()
+            if not model.get("servers", {}).get(""):
+                return
+            time.sleep(0.3)
+        raise TimeoutError(f"server of {self.name} still running after {timeout}s")
+
     def server(self, method: str, path: str, **kw) -> requests.Response:
         """Call the person's own server through the proxy, as the Lab UI does."""
         return self.get_as_browser(method, f"user/{self.name}/" + path.lstrip("/"), **kw)

@@ -514,6 +514,28 @@ def cmd_nbgrader(args) -> int:
     return run_as_grader(data_dir, args.course, [nbgrader, *args.args])
 
 
+def cmd_autograde(args) -> int:
+    """Autograde a whole assignment with sandboxed workers, as the course's grader."""
+    from .names import assignment_name_problem, username_problem
+
+    inst = _installation(args)
+    if problem := assignment_name_problem(args.assignment):
+        return _fail(f"assignment name {args.assignment!r} {problem}")
+    for student in args.student:
+        if problem := username_problem(student):
+            return _fail(f"--student {student!r}: {problem}")
+    if args.jobs is not None and args.jobs < 1:
+        return _fail("--jobs must be 1 or more (the default is the machine's cores)", 2)
+    python = os.path.join(inst.runtime()["user_env"], "bin", "python")
+    argv = [python, "-m", "coursehub.grading.parallel", args.assignment]
+    if args.jobs is not None:
+        argv += ["--jobs", str(args.jobs)]
+    for student in args.student:
+        argv += ["--student", student]
+    argv += ["--force"] * args.force + ["--collect"] * args.collect
+    return run_as_grader(inst.data_dir, args.course, argv)
+
+
 def cmd_sample(args) -> int:
     """Put the sample assignment into a course, generate it and release it."""
     import nbformat
@@ -651,6 +673,21 @@ def build_parser() -> argparse.ArgumentParser:
     data_dir_arg(p)
     p.add_argument("args", nargs="*", help="-- then nbgrader's arguments, passed on as they are")
     p.set_defaults(func=cmd_nbgrader)
+
+    p = sub.add_parser(
+        "autograde",
+        help="autograde every submission of an assignment, sandboxed, with parallel workers",
+    )
+    p.add_argument("course")
+    p.add_argument("assignment")
+    data_dir_arg(p)
+    p.add_argument("--jobs", type=int, help="workers side by side (default: the machine's cores)")
+    p.add_argument("--student", action="append", default=[], help="only this student (repeatable)")
+    p.add_argument("--collect", action="store_true", help="collect the submissions first")
+    p.add_argument(
+        "--force", action="store_true", help="grade again what was graded and has not changed"
+    )
+    p.set_defaults(func=cmd_autograde)
 
     p = sub.add_parser("sample", help="add, generate and release the sample assignment in a course")
     p.add_argument("course")

@@ -451,6 +451,7 @@ def site_from_plan(plan: Plan) -> Site:
             Course(g.course_id, g.title, tuple(g.instructors), tuple(g.students))
             for g in plan.courses.values()
         ),
+        autograde=plan.autograde,
     )
 
 

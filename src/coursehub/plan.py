@@ -15,9 +15,20 @@ from typing import Any
 
 from .ids import GRADER_PORT_OFFSET, Ids, allocate
 from .names import grader_account
+from .sandbox import PROVISIONER_NAME, Limits, format_size
 from .site import LTI_TYPES, Site
 
 ROOT = 0
+# nbgrader's autograde steps, with coursehub's Execute (limits are graded, not lost)
+AUTOGRADE_STEPS = (
+    "coursehub.grading.execute.LimitedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+)
 SERVICE_NAME = "coursehub"  # the automation service coursehub itself uses
 # coursehub's one scope of its own: load the Plan's new courses into the running hub
 # (roles, groups, grader service) without a restart; only coursehub's token holds it
@@ -193,6 +204,7 @@ class Plan:
     extensions: dict[str, dict[str, Any]]
     ids: Ids = field(default_factory=Ids)
     layout: Layout = field(default_factory=Layout)
+    autograde: Limits = field(default_factory=Limits)  # what grading a notebook may use
 
     @property
     def base_dir(self) -> str:
@@ -300,6 +312,7 @@ class Plan:
             extensions=data["extensions"],
             ids=Ids(**data["ids"]),
             layout=Layout(**data.get("layout", {})),
+            autograde=Limits(**data.get("autograde", {})),
         )
 
     # Names the hub and the targets share.
@@ -320,6 +333,9 @@ class Plan:
             "JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES": json.dumps([]),
             "JUPYTER_CONFIG_DIR": g.config_dir,
             "JUPYTER_CONFIG_PATH": self.paths.jupyter_config,
+            # every kernel of the grader comes through coursehub's provisioner: the ones that
+            # run a student's notebook for nbgrader run in the grading sandbox
+            "JUPYTER_DEFAULT_PROVISIONER_NAME": PROVISIONER_NAME,
         }
 
 
@@ -448,7 +464,7 @@ def _nbgrader_layer1(plan_paths: Paths, titles: dict[str, str]) -> str:
     )
 
 
-def _nbgrader_layer2(g: GraderService, grader_home: str) -> str:
+def _nbgrader_layer2(g: GraderService, grader_home: str, limits: Limits) -> str:
     return (
         f"# nbgrader, layer 2 of 3: the grader account of course {g.course_id!r}.\n"
         "# Written by coursehub; edits are replaced on the next 'up'.\n"
@@ -456,6 +472,14 @@ def _nbgrader_layer2(g: GraderService, grader_home: str) -> str:
         f"c.CourseDirectory.root = {g.course_root!r}\n"
         f"c.CourseDirectory.course_id = {g.course_id!r}\n"
         f"c.NbGrader.logfile = {grader_home + '/.nbgrader.log'!r}\n"
+        "# Grading: students' notebooks run in coursehub's sandbox, with the site file's\n"
+        "# autograde limits; a notebook a limit stops is graded with the reason shown.\n"
+        f"c.Autograde.autograde_preprocessors = {list(AUTOGRADE_STEPS)!r}\n"
+        f"c.Execute.timeout = {limits.cell_timeout!r}\n"
+        f"c.GradingProvisioner.notebook_timeout = {limits.notebook_timeout!r}\n"
+        f"c.GradingProvisioner.memory_limit = {format_size(limits.memory)!r}\n"
+        f"c.GradingProvisioner.process_limit = {limits.processes!r}\n"
+        f"c.GradingProvisioner.disk_limit = {format_size(limits.disk)!r}\n"
     )
 
 
@@ -805,7 +829,7 @@ def derive(
             File(f"{g.config_dir}/labconfig/page_config.json", page_config(GRADER), ru, rg, 0o644),
             File(
                 f"{g.config_dir}/nbgrader_config.py",
-                _nbgrader_layer2(g, g.account.home),
+                _nbgrader_layer2(g, g.account.home, site.autograde),
                 ru,
                 rg,
                 0o644,
@@ -859,6 +883,7 @@ def derive(
         files=tuple(files),
         extensions=extensions,
         ids=ids,
+        autograde=site.autograde,
         layout=Layout(SYSTEM, data_dir.rstrip("/") or "/") if system else Layout(),
     )
 

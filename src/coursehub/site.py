@@ -10,13 +10,14 @@ import difflib
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .names import course_id_problem, username_problem
+from .sandbox import Limits, format_size, parse_size
 
 AUTH_TYPES = ("first-use", "shared-password", "lti11", "lti13")
 LTI_TYPES = ("lti11", "lti13")
@@ -132,6 +133,18 @@ SCHEMA: dict[str, Any] = {
         "admins": _NAME_LIST,
         "people": _NAME_LIST,
         "docker": _DOCKER_SCHEMA,
+        # what a student's notebook may use while it is graded (coursehub.sandbox)
+        "autograde": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "cell_timeout": {"type": "integer", "minimum": 1, "maximum": 86400},
+                "notebook_timeout": {"type": "integer", "minimum": 1, "maximum": 7 * 86400},
+                "memory": {"type": "string"},
+                "processes": {"type": "integer", "minimum": 8, "maximum": 100000},
+                "disk": {"type": "string"},
+            },
+        },
         "courses": {
             "type": "array",
             "items": {
@@ -267,6 +280,7 @@ class Site:
     people: tuple[str, ...] = ()
     courses: tuple[Course, ...] = ()
     docker: Docker | None = None  # None: no docker section, the defaults apply
+    autograde: Limits = Limits()
 
     def docker_settings(self) -> Docker:
         """The docker section, with the POC's defaults for whatever it leaves out."""
@@ -455,6 +469,7 @@ def parse_site(data: Any, source: str = "site file") -> Site:
         _lti_auth(auth_type, auth_data, problems)
 
     docker = _docker(data.get("docker"), data.get("org"), problems)
+    autograde = _autograde(data.get("autograde"), problems)
 
     # Free text that reaches generated files (Python, shell, env files, systemd) and pages.
     hub_raw = _mapping(data.get("hub"))
@@ -507,7 +522,48 @@ def parse_site(data: Any, source: str = "site file") -> Site:
         people=tuple(people),
         courses=tuple(courses),
         docker=docker,
+        autograde=autograde,
     )
+
+
+def _autograde(raw: Any, problems: list[str]) -> Limits:
+    """The autograde section's limits (the schema checks its shape and the numbers)."""
+    raw = _mapping(raw)
+    sizes: dict[str, int] = {}
+    for key, smallest in (("memory", 256 << 20), ("disk", 1 << 20)):
+        text = raw.get(key)
+        if not isinstance(text, str):
+            continue
+        try:
+            sizes[key] = parse_size(text)
+        except ValueError:
+            sizes[key] = -1
+        if sizes[key] < smallest:
+            problems.append(
+                f"autograde.{key}: {text!r} is not a size of at least {format_size(smallest)}; "
+                f"write a number with K, M or G, for example {format_size(getattr(Limits, key))!r}"
+            )
+    numbers = {
+        k: raw[k]
+        for k in ("cell_timeout", "notebook_timeout", "processes")
+        if isinstance(raw.get(k), int) and not isinstance(raw.get(k), bool)
+    }
+    limits = Limits(**numbers, **{k: v for k, v in sizes.items() if v > 0})
+    if limits.cell_timeout > limits.notebook_timeout:
+        problems.append(
+            f"autograde.cell_timeout: {limits.cell_timeout} s is longer than the whole "
+            f"notebook's autograde.notebook_timeout ({limits.notebook_timeout} s); make it shorter"
+        )
+    return limits
+
+
+def autograde_to_data(limits: Limits) -> dict[str, Any]:
+    """The autograde section, only what differs from the defaults."""
+    out: dict[str, Any] = {}
+    for key, value in asdict(limits).items():
+        if value != getattr(Limits, key):
+            out[key] = format_size(value) if key in ("memory", "disk") else value
+    return out
 
 
 def _is_address(text: str) -> bool:
@@ -727,6 +783,8 @@ def site_to_data(site: Site) -> dict[str, Any]:
             for c in site.courses
         ],
     }
+    if autograde := autograde_to_data(site.autograde):
+        data["autograde"] = autograde
     if site.docker is not None:
         d = site.docker
         limits = {k: v for k, v in (("memory", d.memory), ("cpu", d.cpu)) if v is not None}

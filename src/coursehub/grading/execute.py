@@ -1,0 +1,118 @@
+"""nbgrader's Execute step as coursehub runs it: a notebook stopped by a limit is graded.
+
+nbgrader loses a submission whose kernel dies (nothing reaches the gradebook and
+the formgrader keeps asking for autograding). Here the cell that was running and
+every code cell after it get an error output that says which limit was hit, so
+SaveAutoGrades scores them zero and the formgrader shows the reason in the
+submission; the other cells keep what they earned.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat.notebooknode import NotebookNode
+from nbgrader.preprocessors import Execute
+from traitlets import default
+
+from .provisioner import GradingProvisioner
+
+LIMIT_ENAME = "GradingLimit"
+
+
+def limit_output(reason: str) -> NotebookNode:
+    return NotebookNode(
+        output_type="error",
+        ename=LIMIT_ENAME,
+        evalue=reason,
+        traceback=[f"\x1b[0;31m{LIMIT_ENAME}\x1b[0m: coursehub stopped grading here: {reason}"],
+    )
+
+
+class LimitedExecute(Execute):
+    """Execute, with the sandbox's stop reasons written into the notebook."""
+
+    @default("error_on_timeout")
+    def _error_on_timeout_default(self) -> dict[str, Any]:
+        reason = (
+            f"this cell ran longer than {self.timeout} s, the time limit of one cell while "
+            "grading, and was interrupted"
+        )
+        return {"ename": "CellTimeoutError", "evalue": reason, "traceback": [reason]}
+
+    @default("shutdown_kernel")
+    def _shutdown_kernel_default(self) -> str:
+        return "immediate"  # a grading kernel has nothing to save: stop it at once
+
+    def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None):
+        self._stopped: str | None = None
+        try:
+            return super().preprocess(nb, resources, km)
+        except (DeadKernelError, RuntimeError) as err:
+            # the kernel never answered: the submission could not start in the sandbox
+            reason = self._reason(err)
+            for cell in nb.cells:
+                if cell.cell_type == "code":
+                    cell.outputs = [limit_output(reason)]
+            self.log.warning("Not run: %s", reason)
+            return nb, resources
+
+    def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int):
+        if self._stopped is not None:
+            if cell.cell_type == "code":
+                cell.outputs = [limit_output(self._stopped)]
+                cell.execution_count = None
+            return cell, resources
+        try:
+            return super().preprocess_cell(cell, resources, index)
+        except DeadKernelError as err:
+            self._stopped = self._reason(err)
+        except CellTimeoutError:
+            # interrupted, and still busy: the notebook ignores interrupts; stop it now
+            self._stopped = (
+                f"this cell ran longer than {self.timeout} s, the time limit of one cell while "
+                "grading, and did not stop when interrupted"
+            )
+            prov = self._provisioner()
+            if prov is not None:
+                prov.kill_now()
+        self.log.warning("Stopped at cell %d: %s", index, self._stopped)
+        cell.outputs.append(limit_output(self._stopped))
+        return cell, resources
+
+    def on_cell_executed(self, **kwargs: Any) -> None:
+        super().on_cell_executed(**kwargs)
+        provisioner = self._provisioner()
+        if provisioner is None:
+            return
+        for output in kwargs["cell"].outputs:
+            note = _limit_note(output, provisioner)
+            if note and note not in output.get("traceback", []):
+                output.setdefault("traceback", []).append(note)
+
+    def _provisioner(self) -> GradingProvisioner | None:
+        prov = getattr(self.km, "provisioner", None)
+        return prov if isinstance(prov, GradingProvisioner) and prov.sandboxed else None
+
+    def _reason(self, err: Exception) -> str:
+        prov = self._provisioner()
+        if prov is not None and prov.stop_reason:
+            return prov.stop_reason
+        if prov is not None:
+            return f"the kernel stopped while grading ({prov.exit_text()})"
+        return f"the kernel stopped while grading ({err})"
+
+
+def _limit_note(output: NotebookNode, prov: GradingProvisioner) -> str | None:
+    """A line that names the grading limit behind an error, when one plainly is."""
+    if output.get("output_type") != "error":
+        return None
+    ename, evalue = output.get("ename", ""), str(output.get("evalue", ""))
+    if ename == "MemoryError":
+        return f"coursehub: while grading, a process may use at most {prov.memory_limit} of memory"
+    if ename == "BlockingIOError" or "Resource temporarily unavailable" in evalue:
+        return f"coursehub: while grading, at most {prov.process_limit} processes may run"
+    if "No space left on device" in evalue or "File too large" in evalue:
+        return f"coursehub: while grading, a notebook may write at most {prov.disk_limit}"
+    return None

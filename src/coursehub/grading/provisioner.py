@@ -1,0 +1,234 @@
+"""The kernel provisioner of every grader account: grading kernels run sandboxed.
+
+coursehub starts each course's grader (its server, ``coursehub nbgrader`` and
+``coursehub autograde``) with JUPYTER_DEFAULT_PROVISIONER_NAME=coursehub-grading, so
+every kernel the grader account starts comes through here. A kernel started while
+nbgrader executes a student's notebook (NBGRADER_EXECUTION is set: autograde, and
+validate when it runs on the grader side) runs in the bubblewrap sandbox of
+coursehub.sandbox; the instructors' own kernels in the grader's notebook start as
+usual. nbgrader's configuration cannot turn the sandbox off: this is chosen by the
+environment coursehub gives the grader, not by a config file the course owns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import subprocess
+import threading
+import time
+from typing import Any
+
+from jupyter_client.provisioning import LocalProvisioner
+from traitlets import Integer, List, Unicode
+
+from .. import sandbox
+
+NAME = sandbox.PROVISIONER_NAME
+GRADING_RUNS = ("autograde", "validate")
+_STDERR_KEPT = 8192
+
+
+class SandboxUnavailable(RuntimeError):
+    pass
+
+
+class GradingProvisioner(LocalProvisioner):
+    """LocalProvisioner that starts grading kernels inside coursehub's sandbox."""
+
+    notebook_timeout = Integer(
+        sandbox.Limits.notebook_timeout,
+        help="Seconds one notebook may run while it is graded (kernel start included); "
+        "then its sandbox is stopped and the cells not yet run score nothing.",
+    ).tag(config=True)
+    memory_limit = Unicode(
+        sandbox.format_size(sandbox.Limits.memory),
+        help="Address space per process of a grading kernel (512M, 2G): more is a MemoryError.",
+    ).tag(config=True)
+    process_limit = Integer(
+        sandbox.Limits.processes,
+        help="Processes and threads a grading kernel may have, its own included.",
+    ).tag(config=True)
+    disk_limit = Unicode(
+        sandbox.format_size(sandbox.Limits.disk),
+        help="Size of the scratch copy of the submission a grading kernel may write into.",
+    ).tag(config=True)
+    readonly_paths = List(
+        Unicode(),
+        help="More folders of the host a grading kernel may read (shared data sets), read-only.",
+    ).tag(config=True)
+
+    sandboxed: bool = False
+    stop_reason: str | None = None  # why the sandbox was stopped, when coursehub stopped it
+
+    def limits(self) -> sandbox.Limits:
+        return sandbox.Limits(
+            notebook_timeout=self.notebook_timeout,
+            memory=sandbox.parse_size(self.memory_limit),
+            processes=self.process_limit,
+            disk=sandbox.parse_size(self.disk_limit),
+        )
+
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        env = kwargs.get("env") or os.environ
+        self.sandboxed = env.get("NBGRADER_EXECUTION") in GRADING_RUNS
+        if self.sandboxed:
+            km = self.parent
+            # the kernel's sockets live in the sandbox's own /ipc; the ports are file suffixes
+            km.transport = "ipc"
+            km.ip = f"{sandbox.IPC}/{self.kernel_id}"
+            km.cache_ports = False
+            # an interrupt is a message the kernel acts on inside, not a signal to bwrap
+            self.kernel_spec.interrupt_mode = "message"
+        return await super().pre_launch(**kwargs)
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> dict[str, Any]:
+        if not self.sandboxed:
+            return await super().launch_kernel(cmd, **kwargs)
+        bwrap = sandbox.find_bwrap()
+        if bwrap is None:
+            raise SandboxUnavailable(
+                "coursehub grades notebooks only in its sandbox, and bubblewrap (bwrap) is not "
+                "installed: install Debian's bubblewrap package (coursehub's setup does)"
+            )
+        km = self.parent
+        submission = os.path.realpath(kwargs.get("cwd") or os.getcwd())
+        host_file = os.path.realpath(km.connection_file)
+        # the sandbox reads its own copy: the manager rewrites its file once the sockets'
+        # path as the grader sees them (/proc/PID/root/ipc/...) is known
+        copy = f"{host_file}.sandbox"
+        with open(host_file, "rb") as src:
+            data = src.read()
+        fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        self._connection_copy = copy
+        kernel_cmd = [
+            sandbox.CONNECTION_FILE if arg == host_file else arg
+            for arg in sandbox.isolated_python(cmd)
+        ]
+        limits = self.limits()
+        env_root = sandbox.environment_root(kernel_cmd[0])
+        path_env = ":".join(
+            p for p in (env_root and f"{env_root}/bin", "/usr/local/bin", "/usr/bin", "/bin") if p
+        )
+        info_r, info_w = os.pipe()
+        argv = sandbox.bwrap_argv(
+            bwrap,
+            kernel_cmd=kernel_cmd,
+            submission=submission,
+            connection_file=copy,
+            limits=limits,
+            env=sandbox.kernel_environment(dict(kwargs.get("env") or os.environ)),
+            info_fd=info_w,
+            readonly=sandbox.readonly_paths(kernel_cmd, self.readonly_paths),
+            path_env=path_env,
+        )
+        launch = dict(kwargs)
+        launch.update(
+            cwd=os.path.dirname(host_file),  # never the student's folder, even outside
+            env={"PATH": "/usr/bin:/bin"},
+            pass_fds=(info_w,),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self.stop_reason = None
+        try:
+            await super().launch_kernel(argv, **launch)
+        finally:
+            os.close(info_w)
+        self._stderr_tail = bytearray()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+        try:
+            child = _read_child_pid(info_r, timeout=20)
+        finally:
+            os.close(info_r)
+        if child is None:
+            await self.wait()
+            raise SandboxUnavailable(f"the grading sandbox did not start: {self.stderr_text()}")
+        self._started = time.monotonic()
+        self._watchdog = threading.Timer(limits.notebook_timeout, self._time_is_up)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+        info = dict(self.connection_info)
+        info["ip"] = f"/proc/{child}/root{sandbox.IPC}/{self.kernel_id}"
+        self.connection_info = info
+        return info
+
+    def _time_is_up(self) -> None:
+        self.stop_reason = (
+            f"the notebook ran longer than {self.notebook_timeout} s, the time limit for "
+            "grading one notebook, and was stopped"
+        )
+        self.kill_now()
+
+    def kill_now(self) -> None:
+        proc = self.process
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                proc.kill()
+
+    def _read_stderr(self) -> None:
+        stream = self.process.stderr if self.process else None
+        if stream is None:
+            return
+        while chunk := stream.read1(4096) if hasattr(stream, "read1") else stream.read(4096):
+            self._stderr_tail += chunk
+            del self._stderr_tail[:-_STDERR_KEPT]
+
+    def exit_text(self) -> str:
+        proc = self.process
+        code = proc.poll() if proc is not None else None
+        said = self.stderr_text()
+        if code is None:
+            return said
+        # bwrap reports a command killed by signal N as 128 + N
+        signum = -code if code < 0 else code - 128 if code > 128 else None
+        how = f"killed by signal {signum}" if signum else f"exit status {code}"
+        return how if said == "no message" else f"{how}: {said}"
+
+    def stderr_text(self) -> str:
+        text = bytes(getattr(self, "_stderr_tail", b"")).decode("utf-8", "replace")
+        lines = [line for line in text.splitlines() if line.strip()]
+        return " / ".join(lines[-3:]) or "no message"
+
+    async def send_signal(self, signum: int) -> None:
+        if self.sandboxed and signum == signal.SIGINT:
+            return  # interrupts go as messages (interrupt_mode), never to bwrap itself
+        await super().send_signal(signum)
+
+    async def cleanup(self, restart: bool = False) -> None:
+        watchdog = getattr(self, "_watchdog", None)
+        if watchdog is not None:
+            watchdog.cancel()
+        self.kill_now()
+        copy = getattr(self, "_connection_copy", None)
+        if copy:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(copy)
+            self._connection_copy = None
+        await super().cleanup(restart=restart)
+
+
+def _read_child_pid(fd: int, timeout: float) -> int | None:
+    """bwrap's --info-fd JSON: the sandbox's first process as the host numbers it."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+        try:
+            return int(json.loads(data)["child-pid"])
+        except (ValueError, KeyError):
+            continue
+    return None

@@ -1,0 +1,247 @@
+"""The grading sandbox: how a student's notebook runs when a grader executes it.
+
+Pure builders only (the bubblewrap command line and the limits); the kernel
+manager that starts it is coursehub.grading.kernel. The mechanism is bubblewrap
+in unprivileged user namespaces: new mount, pid, network, ipc, uts and cgroup
+namespaces; a read-only root holding only the system, the kernel's Python
+environment and a read-only view of the one submission; a size-limited tmpfs
+scratch copy of it as the working folder; no environment but a few plain
+variables; limits on processes, memory, file sizes and time. The kernel protocol
+runs over Unix sockets inside the sandbox's own tmpfs (``/ipc``), which the grader
+side reaches through ``/proc/PID/root``: no folder of the grader's is writable
+from inside, and the network namespace has nothing but its own loopback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# The kernel provisioner (entry point) every grader account's kernels come through.
+PROVISIONER_NAME = "coursehub-grading"
+
+# Inside the sandbox: fixed places, nothing named after the host's folders.
+SCRATCH = "/scratch"  # the working folder: a copy of the submission, writable
+SUBMISSION = "/submission"  # the submission as graded, read-only (copied to SCRATCH)
+IPC = "/ipc"  # the kernel's sockets and its connection file
+CONNECTION_FILE = f"{IPC}/connection.json"
+LAUNCHER = "/run/coursehub-sandbox.py"  # coursehub/sandbox_inside.py, read-only
+TMP = "/tmp"  # noqa: S108 - the sandbox's own tmpfs
+
+# What of /etc a Python kernel needs; nothing else of the host's configuration is seen.
+_ETC = (
+    "/etc/alternatives",
+    "/etc/fonts",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/mime.types",
+    "/etc/ssl/certs",
+)
+# The top-level system folders: a symlink into /usr on merged-/usr systems, else a folder.
+_SYSTEM = ("/bin", "/lib", "/lib32", "/lib64", "/libx32", "/sbin", "/usr")
+
+_SIZE = re.compile(r"^([0-9]+)([KMGT]?)$")
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str | int) -> int:
+    """'512M', '2G', '1048576' -> bytes (binary units, as Docker and ulimit count them)."""
+    if isinstance(text, int):
+        return text
+    m = _SIZE.match(text.strip().upper().removesuffix("B") if text else "")
+    if not m:
+        raise ValueError(f"{text!r} is not a size: write it as 512M, 2G or a number of bytes")
+    return int(m.group(1)) * _UNITS[m.group(2)]
+
+
+def format_size(n: int) -> str:
+    for unit in ("T", "G", "M", "K"):
+        if n >= _UNITS[unit] and n % _UNITS[unit] == 0:
+            return f"{n // _UNITS[unit]}{unit}"
+    return str(n)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one notebook may use while it is graded."""
+
+    cell_timeout: int = 30  # seconds of one cell
+    notebook_timeout: int = 300  # seconds of the whole notebook, kernel start included
+    memory: int = 2 << 30  # bytes of address space per process
+    processes: int = 64  # processes and threads in the sandbox
+    disk: int = 512 << 20  # bytes in the scratch folder (and as much again in /tmp)
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "cell_timeout": f"{self.cell_timeout} s",
+            "notebook_timeout": f"{self.notebook_timeout} s",
+            "memory": format_size(self.memory),
+            "processes": str(self.processes),
+            "disk": format_size(self.disk),
+        }
+
+
+def launcher_file() -> str:
+    from . import sandbox_inside
+
+    return os.path.abspath(sandbox_inside.__file__)
+
+
+def find_bwrap() -> str | None:
+    return shutil.which("bwrap") or next(
+        (p for p in ("/usr/bin/bwrap", "/usr/local/bin/bwrap") if os.access(p, os.X_OK)), None
+    )
+
+
+def environment_root(executable: str) -> str | None:
+    """The virtual environment an interpreter belongs to (the folder with pyvenv.cfg)."""
+    folder = os.path.dirname(os.path.dirname(os.path.abspath(executable)))
+    return folder if os.path.isfile(os.path.join(folder, "pyvenv.cfg")) else None
+
+
+def readonly_paths(kernel_cmd: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
+    """Folders of the host the kernel sees read-only, besides the system folders."""
+    paths: list[str] = []
+    exe = kernel_cmd[0] if kernel_cmd else ""
+    for candidate in (environment_root(exe), os.path.dirname(os.path.realpath(exe)), *extra):
+        if candidate and not _under_system(candidate) and candidate not in paths:
+            paths.append(os.path.abspath(candidate))
+    return paths
+
+
+def _under_system(path: str) -> bool:
+    real = os.path.realpath(path)
+    return any(real == s or real.startswith(s + "/") for s in ("/usr",))
+
+
+def kernel_environment(passed: dict[str, str]) -> dict[str, str]:
+    """All the environment the kernel gets: plain settings, never a token or a path of the
+    grader's. `passed` may carry NBGRADER_EXECUTION (notebooks may check it)."""
+    env = {
+        "HOME": f"{TMP}/home",
+        "IPYTHONDIR": f"{TMP}/ipython",
+        "MPLCONFIGDIR": f"{TMP}/matplotlib",
+        "TMPDIR": TMP,
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "USER": "student",
+        "LOGNAME": "student",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        # fewer threads and smaller malloc arenas: they count against the process and
+        # memory limits, and the graders run notebooks side by side
+        "MALLOC_ARENA_MAX": "2",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+    if passed.get("NBGRADER_EXECUTION") in ("autograde", "validate"):
+        env["NBGRADER_EXECUTION"] = passed["NBGRADER_EXECUTION"]
+    return env
+
+
+def bwrap_argv(
+    bwrap: str,
+    *,
+    kernel_cmd: Sequence[str],
+    submission: str,
+    connection_file: str,
+    limits: Limits,
+    env: dict[str, str],
+    info_fd: int,
+    readonly: Sequence[str] = (),
+    path_env: str = "",
+) -> list[str]:
+    """The whole command that runs `kernel_cmd` sandboxed. `submission` is the folder the
+    grader would have run the kernel in; `connection_file` the host's copy of the kernel's
+    connection file (shown read-only at CONNECTION_FILE, which kernel_cmd must name)."""
+    argv = [
+        bwrap,
+        "--unshare-all",  # user, mount, pid, network, ipc, uts, cgroup
+        "--unshare-user",
+        "--disable-userns",  # no namespaces of its own inside
+        "--die-with-parent",
+        "--new-session",  # no terminal to type into (TIOCSTI)
+        "--cap-drop",
+        "ALL",
+        "--hostname",
+        "grading",
+    ]
+    for path in _SYSTEM:
+        if os.path.islink(path):
+            argv += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            argv += ["--ro-bind", path, path]
+    for path in _ETC:
+        if os.path.exists(path):
+            argv += ["--ro-bind", path, path]
+    for path in readonly:
+        argv += ["--ro-bind", path, path]
+    argv += [
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        str(limits.disk),
+        "--tmpfs",
+        SCRATCH,
+        "--size",
+        str(limits.disk),
+        "--tmpfs",
+        TMP,
+        "--size",
+        str(1 << 20),
+        "--tmpfs",
+        IPC,
+        "--ro-bind",
+        submission,
+        SUBMISSION,
+        "--ro-bind",
+        connection_file,
+        CONNECTION_FILE,
+        "--ro-bind",
+        launcher_file(),
+        LAUNCHER,
+        "--remount-ro",
+        "/",
+        "--chdir",
+        SCRATCH,
+        "--info-fd",
+        str(info_fd),
+        "--clearenv",
+    ]
+    for key, value in sorted({**env, "PATH": path_env or "/usr/bin:/bin"}.items()):
+        argv += ["--setenv", key, value]
+    python = kernel_cmd[0]
+    inside = [
+        python,
+        "-I",
+        "-S",
+        LAUNCHER,
+        "--nproc",
+        str(limits.processes),
+        "--memory",
+        str(limits.memory),
+        "--fsize",
+        str(limits.disk),
+        "--cpu",
+        str(limits.notebook_timeout + 5),
+        "--",
+        *kernel_cmd,
+    ]
+    return [*argv, "--", *inside]
+
+
+def isolated_python(kernel_cmd: Sequence[str]) -> list[str]:
+    """`python -m ipykernel_launcher ...` as `python -I -m ...`: no PYTHONPATH, no user site
+    and not the working folder on sys.path at start, so a student's file named like a
+    module the kernel imports on start (ipykernel_launcher.py) is not run as the kernel."""
+    cmd = list(kernel_cmd)
+    if len(cmd) > 1 and os.path.basename(cmd[0]).startswith("python") and cmd[1] == "-m":
+        cmd.insert(1, "-I")
+    return cmd
