@@ -21,7 +21,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import measure
+from . import grading, measure
 from .baseline import Baseline
 from .common import USER_ENV, BenchError
 from .coursehub_target import Coursehub
@@ -53,13 +53,20 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--n", default=None, help="storm sizes, comma-separated (default 10,50)")
     p.add_argument("--courses", default=None, help="course counts for figure 1 (default 1,10)")
     p.add_argument("--submissions", type=int, default=None, help="autograde submissions (20)")
+    p.add_argument(
+        "--grading-submissions",
+        type=int,
+        default=None,
+        help="submissions for figure 7, parallel sandboxed autograde (50, tiny 4)",
+    )
     p.add_argument("--repeat", type=int, default=None, help="repeats of each timing (3)")
     p.add_argument("--requests", type=int, default=None, help="proxy latency requests (300)")
     p.add_argument("--sides", default="coursehub,baseline", help="which sides to measure")
     p.add_argument(
         "--only",
-        default="start,user,storm,autograde",
-        help="which groups of figures: start, user (2, 4 and 6), storm (3, 4), autograde (5)",
+        default="start,user,storm,autograde,grading",
+        help="which groups of figures: start, user (2, 4 and 6), storm (3, 4), autograde (5), "
+        "grading (7)",
     )
     p.add_argument("--out", default="bench/results/latest.json", help="where the JSON goes")
     p.add_argument("--markdown", default=None, help="also write the table to this file")
@@ -78,6 +85,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     a.courses = [int(x) for x in (a.courses or ("2" if tiny else "1,10")).split(",")]
     a.submissions = a.submissions or (2 if tiny else 20)
     a.repeat = a.repeat or (1 if tiny else 3)
+    a.grading_submissions = a.grading_submissions or (4 if tiny else 50)
     a.requests = a.requests or (50 if tiny else 300)
     a.sides = [s for s in a.sides.split(",") if s]
     a.only = set(a.only.split(","))
@@ -248,6 +256,13 @@ class Run:
                         self.error(f"{name} start with {m} courses", err, side)
                     finally:
                         self.drop(side)
+
+    # 7. autograde a whole assignment: coursehub's workers against nbgrader's serial CLI
+    def phase_grading(self) -> None:
+        try:
+            grading.measure(self.add, self.say, self.a.grading_submissions, self.a.repeat)
+        except Exception as err:  # noqa: BLE001
+            self.error("grading (figure 7)", err)
 
     # 2-6 on one installation per side
     def phase_main(self, name: str) -> None:
@@ -436,7 +451,7 @@ class Run:
             self.drop(side)
 
 
-ORDER = ["start_", "one_user", "storm_", "mem_one", "mem_", "autograde_", "proxy_"]
+ORDER = ["start_", "one_user", "storm_", "mem_one", "mem_", "autograde_", "proxy_", "grading_"]
 SUFFIX = ["_ready", "_fail", "_cpu", "_rss", "_pss", "_api", "_cli", "_p50", "_p95"]
 
 
@@ -465,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": (
             f"{'tiny, ' if a.tiny else ''}repeat {a.repeat}, storms N={','.join(map(str, a.n))}, "
             f"courses {','.join(map(str, a.courses))}, {a.submissions} submissions, "
-            f"{a.requests} proxy requests"
+            f"{a.requests} proxy requests, {a.grading_submissions} submissions graded in parallel"
         ),
     }
     mi = meta["machine_info"]
@@ -483,6 +498,8 @@ def main(argv: list[str] | None = None) -> int:
         if a.only & {"user", "storm", "autograde"}:
             for name in a.sides:
                 run.phase_main(name)
+        if "grading" in a.only:
+            run.phase_grading()
     except (Deadline, KeyboardInterrupt) as err:
         run.error("run interrupted", err)
     finally:

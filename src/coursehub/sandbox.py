@@ -155,10 +155,13 @@ def bwrap_argv(
     info_fd: int,
     readonly: Sequence[str] = (),
     path_env: str = "",
+    launcher: str | None = None,
 ) -> list[str]:
     """The whole command that runs `kernel_cmd` sandboxed. `submission` is the folder the
     grader would have run the kernel in; `connection_file` the host's copy of the kernel's
-    connection file (shown read-only at CONNECTION_FILE, which kernel_cmd must name)."""
+    connection file (shown read-only at CONNECTION_FILE, which kernel_cmd must name);
+    `launcher` coursehub/sandbox_inside.py as installed beside the kernel (default: this
+    coursehub's)."""
     argv = [
         bwrap,
         "--unshare-all",  # user, mount, pid, network, ipc, uts, cgroup
@@ -205,7 +208,7 @@ def bwrap_argv(
         connection_file,
         CONNECTION_FILE,
         "--ro-bind",
-        launcher_file(),
+        launcher or launcher_file(),
         LAUNCHER,
         "--remount-ro",
         "/",

@@ -333,3 +333,18 @@ def test_refusals(inst):
         assert r.returncode != 0 and says in (r.stdout + r.stderr), (args, r.stdout, r.stderr)
     r = inst.cli("autograde", COURSE, HW, "--student", "zed", check=False)
     assert r.returncode != 0 and "no submission" in r.stdout + r.stderr
+
+
+def test_validate_as_the_grader_is_sandboxed(inst, graded):
+    """`nbgrader validate` on the grader side runs the student's code too: the writer's
+    attack, which the grader account could carry out unsandboxed, writes nothing."""
+    plan = inst.plan()
+    root = plan["courses"][COURSE]["course_root"]
+    r = inst.cli(
+        "nbgrader", COURSE, "--", "validate", f"submitted/writer/{HW}/{HW}.ipynb", check=False
+    )
+    # the answer is defined only if a write got through: validation fails on it
+    out = r.stdout + r.stderr
+    assert "VALIDATION FAILED" in out and "name 'square' is not defined" in out, out
+    for top in (root, os.path.dirname(root), plan["paths"]["exchange"]):
+        assert not [p for p in Path(top).rglob("evil.txt")], top

@@ -1,0 +1,261 @@
+"""The grading sandbox's pure parts: the bubblewrap command, the kernel's environment, the
+limits in the site file and the Plan, and which submissions a re-run grades."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+from sites import two_course_data
+
+from coursehub import sandbox
+from coursehub.grading import parallel
+from coursehub.plan import AUTOGRADE_STEPS, Plan, derive
+from coursehub.sandbox_inside import copy_tree
+from coursehub.site import SiteError, parse_site, site_to_data
+
+LIMITS = sandbox.Limits(
+    cell_timeout=5, notebook_timeout=60, memory=1 << 30, processes=40, disk=64 << 20
+)
+
+
+def site_data(**extra) -> dict:
+    return {**two_course_data(), **extra}
+
+
+def argv(**kw) -> list[str]:
+    args = dict(
+        kernel_cmd=[
+            "/opt/env/bin/python",
+            "-I",
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            sandbox.CONNECTION_FILE,
+        ],
+        submission="/srv/course/autograded/ada/ps1",
+        connection_file="/home/grader/.local/share/jupyter/runtime/kernel-1.json.sandbox",
+        limits=LIMITS,
+        env=sandbox.kernel_environment({}),
+        info_fd=7,
+        readonly=["/opt/env"],
+    )
+    args.update(kw)
+    return sandbox.bwrap_argv("/usr/bin/bwrap", **args)
+
+
+def pairs(cmd: list[str], flag: str) -> list[tuple[str, str]]:
+    return [(cmd[i + 1], cmd[i + 2]) for i, a in enumerate(cmd) if a == flag]
+
+
+def test_every_namespace_is_new_and_nothing_of_the_host_is_writable():
+    cmd = argv()
+    opts = cmd[: cmd.index("--")]
+    for flag in (
+        "--unshare-all",
+        "--unshare-user",
+        "--disable-userns",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+    ):
+        assert flag in opts
+    assert opts[opts.index("--cap-drop") + 1] == "ALL"
+    # no read-write bind of anything of the host: writable are only the sandbox's tmpfs
+    assert "--bind" not in opts and "--dev-bind" not in opts
+    tmpfs = [opts[i + 1] for i, a in enumerate(opts) if a == "--tmpfs"]
+    assert sorted(tmpfs) == sorted([sandbox.SCRATCH, sandbox.TMP, sandbox.IPC])
+    sizes = [int(opts[i + 1]) for i, a in enumerate(opts) if a == "--size"]
+    assert sizes == [LIMITS.disk, LIMITS.disk, 1 << 20]
+    assert opts[opts.index("--remount-ro") + 1] == "/"
+    assert opts[opts.index("--chdir") + 1] == sandbox.SCRATCH
+
+
+def test_the_submission_and_the_connection_file_are_read_only_at_fixed_places():
+    binds = dict((dst, src) for src, dst in pairs(argv(), "--ro-bind"))
+    assert binds[sandbox.SUBMISSION] == "/srv/course/autograded/ada/ps1"
+    assert binds[sandbox.CONNECTION_FILE].endswith(".json.sandbox")
+    assert binds[sandbox.LAUNCHER] == sandbox.launcher_file()
+    # nothing of the course, the grader's home or the data folder is seen
+    for dst in binds:
+        assert not dst.startswith(("/srv", "/home", "/root", "/var")), dst
+
+
+def test_limits_go_to_the_launcher_inside():
+    cmd = argv()
+    inside = cmd[cmd.index("--") + 1 :]
+    assert inside[:4] == ["/opt/env/bin/python", "-I", "-S", sandbox.LAUNCHER]
+    flags = dict(zip(inside[4:12:2], inside[5:12:2], strict=True))
+    assert flags == {
+        "--nproc": "40",
+        "--memory": str(1 << 30),
+        "--fsize": str(64 << 20),
+        "--cpu": "65",
+    }
+    assert inside[inside.index("--", 4) + 1 :][:3] == ["/opt/env/bin/python", "-I", "-m"]
+
+
+def test_the_kernel_gets_no_token_and_no_path_of_the_grader():
+    env = sandbox.kernel_environment(
+        {
+            "JUPYTERHUB_API_TOKEN": "secret",
+            "JUPYTERHUB_SERVICE_URL": "http://127.0.0.1:1",
+            "HOME": "/home/grader",
+            "LD_PRELOAD": "/usr/lib/libnss_wrapper.so",
+            "NSS_WRAPPER_PASSWD": "/srv/etc/passwd",
+            "NBGRADER_EXECUTION": "autograde",
+        }
+    )
+    assert env["NBGRADER_EXECUTION"] == "autograde"
+    assert env["HOME"].startswith(sandbox.TMP)
+    assert not any("JUPYTERHUB" in k or "NSS" in k or k == "LD_PRELOAD" for k in env)
+    set_in_sandbox = pairs(argv(env=env, path_env="/opt/env/bin:/usr/bin"), "--setenv")
+    assert dict(set_in_sandbox)["PATH"] == "/opt/env/bin:/usr/bin"
+    assert "secret" not in json.dumps(set_in_sandbox)
+    assert "NBGRADER_EXECUTION" not in sandbox.kernel_environment({"NBGRADER_EXECUTION": "x"})
+
+
+def test_python_kernels_start_isolated():
+    cmd = sandbox.isolated_python(["/e/bin/python3", "-m", "ipykernel_launcher", "-f", "c"])
+    assert cmd[:3] == ["/e/bin/python3", "-I", "-m"]
+    assert sandbox.isolated_python(["/usr/bin/R", "--slave"]) == ["/usr/bin/R", "--slave"]
+
+
+def test_readonly_paths_are_the_kernels_environment_and_what_the_site_adds(tmp_path):
+    env = tmp_path / "env"
+    (env / "bin").mkdir(parents=True)
+    (env / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (env / "bin" / "python").symlink_to("/usr/bin/python3")
+    paths = sandbox.readonly_paths([str(env / "bin" / "python")], ["/opt/datasets"])
+    assert paths == [str(env), "/opt/datasets"]  # /usr is bound anyway
+
+
+@pytest.mark.parametrize(
+    "text,size", [("512M", 512 << 20), ("2G", 2 << 30), ("1048576", 1 << 20), ("64k", 64 << 10)]
+)
+def test_sizes(text, size):
+    assert sandbox.parse_size(text) == size
+    assert sandbox.parse_size(sandbox.format_size(size)) == size
+
+
+def test_site_autograde_section():
+    site = parse_site(site_data(autograde={"cell_timeout": 5, "memory": "1G", "disk": "100M"}))
+    assert site.autograde == sandbox.Limits(cell_timeout=5, memory=1 << 30, disk=100 << 20)
+    assert site_to_data(site)["autograde"] == {"cell_timeout": 5, "memory": "1G", "disk": "100M"}
+    assert "autograde" not in site_to_data(parse_site(site_data()))
+    with pytest.raises(SiteError) as err:
+        parse_site(site_data(autograde={"memory": "a lot", "cell_timeout": 900, "gpus": 1}))
+    text = str(err.value)
+    assert "autograde.memory" in text and "'2G'" in text
+    assert "autograde.cell_timeout" in text and "notebook_timeout" in text
+    assert "gpus" in text
+
+
+def test_plan_configures_every_grader_for_the_sandbox(tmp_path):
+    site = parse_site(site_data(autograde={"processes": 20, "notebook_timeout": 90}))
+    plan = derive(site, str(tmp_path), isolated=True)
+    for course_id, g in plan.courses.items():
+        assert plan.grader_env(course_id)["JUPYTER_DEFAULT_PROVISIONER_NAME"] == (
+            sandbox.PROVISIONER_NAME
+        )
+        [layer2] = [f for f in plan.files if f.path == f"{g.config_dir}/nbgrader_config.py"]
+        assert layer2.uid == 0 and layer2.mode == 0o644  # root's: the grader cannot edit it
+        assert f"c.Autograde.autograde_preprocessors = {list(AUTOGRADE_STEPS)!r}" in layer2.content
+        assert "c.GradingProvisioner.process_limit = 20" in layer2.content
+        assert "c.GradingProvisioner.notebook_timeout = 90" in layer2.content
+    again = Plan.from_json(plan.to_json())
+    assert again.autograde == site.autograde
+
+
+def test_the_provisioner_is_installed_under_its_name():
+    from jupyter_client.provisioning.factory import KernelProvisionerFactory
+
+    from coursehub.grading.provisioner import GradingProvisioner
+
+    found = KernelProvisionerFactory.instance()._get_all_provisioners()
+    [entry] = [ep for ep in found if ep.name == sandbox.PROVISIONER_NAME]
+    assert entry.load() is GradingProvisioner
+
+
+def test_a_rerun_grades_what_changed(tmp_path):
+    sub, graded = tmp_path / "submitted", tmp_path / "autograded"
+    sub.mkdir()
+    (sub / "ps1.ipynb").write_text("{}")
+    assert parallel.needs_grading(str(sub), str(graded), in_gradebook=False)
+    graded.mkdir()
+    (graded / "ps1.ipynb").write_text("{}")
+    assert not parallel.needs_grading(str(sub), str(graded), in_gradebook=True)
+    assert parallel.needs_grading(str(sub), str(graded), in_gradebook=False)
+    later = time.time() + 10
+    os.utime(sub / "ps1.ipynb", (later, later))
+    assert parallel.needs_grading(str(sub), str(graded), in_gradebook=True)
+
+
+def test_gradebook_url_waits_for_the_lock():
+    assert parallel.with_lock_wait("sqlite:////c/gradebook.db") == (
+        f"sqlite:////c/gradebook.db?timeout={parallel.LOCK_WAIT}"
+    )
+    assert parallel.with_lock_wait("postgresql://db/x") == "postgresql://db/x"
+    assert parallel.sqlite_file("sqlite:////c/gradebook.db?timeout=5") == "/c/gradebook.db"
+    assert parallel.sqlite_file("sqlite:///:memory:") is None
+
+
+def test_stop_reasons_read_from_the_graded_notebook(tmp_path):
+    cells = [
+        {
+            "cell_type": "code",
+            "outputs": [
+                {
+                    "output_type": "error",
+                    "ename": "GradingLimit",
+                    "evalue": "the notebook ran longer than 9 s",
+                }
+            ],
+        },
+        {
+            "cell_type": "code",
+            "outputs": [
+                {
+                    "output_type": "error",
+                    "ename": "MemoryError",
+                    "evalue": "",
+                    "traceback": [
+                        "MemoryError",
+                        "coursehub: while grading, a process may use at most 1G of memory",
+                    ],
+                }
+            ],
+        },
+        {
+            "cell_type": "code",
+            "outputs": [
+                {"output_type": "error", "ename": "NameError", "evalue": "name 'x' is not defined"}
+            ],
+        },
+    ]
+    (tmp_path / "ps1.ipynb").write_text(json.dumps({"cells": cells}))
+    assert parallel.stop_reasons(str(tmp_path)) == [
+        "the notebook ran longer than 9 s",
+        "while grading, a process may use at most 1G of memory",
+    ]
+
+
+def test_progress_bar():
+    assert parallel.bar(0, 4, width=4) == "[....] 0/4"
+    assert parallel.bar(2, 4, width=4) == "[##..] 2/4"
+    assert parallel.bar(4, 4, width=4) == "[####] 4/4"
+
+
+def test_the_launcher_copies_folders_and_regular_files_only(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "data").mkdir(parents=True)
+    dst.mkdir()
+    (src / "ps1.ipynb").write_text("{}")
+    (src / "data" / "x.csv").write_text("1,2")
+    (src / "link").symlink_to("/etc/passwd")
+    os.mkfifo(src / "fifo")
+    assert copy_tree(str(src), str(dst)) == 5
+    assert sorted(p.name for p in dst.rglob("*")) == ["data", "ps1.ipynb", "x.csv"]
+    assert not (dst / "link").exists()
