@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .ids import Ids
-from .plan import SERVICE_NAME, File, Folder, Plan, derive
+from .plan import LOCAL, SERVICE_NAME, File, Folder, Plan, derive
 from .secrets import COOKIE_SECRET_FILE, SECRETS_FILE, secret_names
 from .site import Auth, Course, Hub, Site, SiteError, load_site
 
@@ -867,6 +867,55 @@ def check_versions(ctx: Context) -> list[Problem]:
     return compare_versions(our_versions(), theirs, user_env)
 
 
+def check_grading_sandbox(ctx: Context) -> list[Problem]:
+    """Each grader can start the grading sandbox (else autograde refuses to run)."""
+    from .runas import demote
+    from .sandbox import find_bwrap, probe_argv
+
+    if ctx.plan.layout.kind != LOCAL or not ctx.plan.courses:
+        return []  # a Docker host's graders run in their containers
+    fix = (
+        "install bubblewrap ('make setup' does, or apt-get install bubblewrap) and allow "
+        "unprivileged user namespaces (sysctl user.max_user_namespaces=15000; on Ubuntu also "
+        "kernel.apparmor_restrict_unprivileged_userns=0)"
+    )
+    bwrap = find_bwrap()
+    if bwrap is None:
+        return [
+            Problem(
+                "grading",
+                "bubblewrap (bwrap) is not installed: nothing can be "
+                "autograded, coursehub grades only in its sandbox",
+                fix,
+            )
+        ]
+    problems = []
+    for course_id, g in sorted(ctx.plan.courses.items()):
+        account = g.account if ctx.plan.isolated and os.geteuid() == 0 else None
+        try:
+            r = subprocess.run(  # noqa: S603 - bwrap, with arguments of our own
+                probe_argv(bwrap),
+                preexec_fn=demote(account, cwd="/"),  # noqa: PLW1509
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as err:
+            r = subprocess.CompletedProcess([], 1, "", str(err))
+        if r.returncode != 0:
+            said = " ".join(r.stderr.split())[:200] or f"exit status {r.returncode}"
+            problems.append(
+                Problem(
+                    "grading",
+                    f"{g.account.name} cannot start the grading sandbox ({said}): autograde "
+                    f"of {course_id} stops before it runs any student's code",
+                    fix,
+                )
+            )
+    return problems
+
+
 def port_busy(port: int, host: str = "127.0.0.1") -> bool:
     """Does something listen on the port, or hold it so that a bind would fail?"""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -1101,6 +1150,7 @@ CHECKS: tuple[Callable[[Context], list[Problem]], ...] = (
     check_instructors,
     check_first_use,
     check_versions,
+    check_grading_sandbox,
     check_processes,
     check_hub,
     check_identities,

@@ -240,6 +240,17 @@ def bwrap_argv(
     return [*argv, "--", *inside]
 
 
+def probe_argv(bwrap: str) -> list[str]:
+    """The smallest sandbox of the same kind: whether this account can start one here."""
+    argv = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent"]
+    for path in _SYSTEM:
+        if os.path.islink(path):
+            argv += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            argv += ["--ro-bind", path, path]
+    return [*argv, "--proc", "/proc", "--dev", "/dev", "--tmpfs", TMP, "--", "true"]
+
+
 def isolated_python(kernel_cmd: Sequence[str]) -> list[str]:
     """`python -m ipykernel_launcher ...` as `python -I -m ...`: no PYTHONPATH, no user site
     and not the working folder on sys.path at start, so a student's file named like a

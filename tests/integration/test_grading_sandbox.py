@@ -23,7 +23,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from term import answer, create_and_release, fetch, ok, scores, submit
+from term import answer, create_and_release, fetch, fetch_feedback, ok, scores, submit
 
 from hubclient import Person
 
@@ -348,3 +348,16 @@ def test_validate_as_the_grader_is_sandboxed(inst, graded):
     assert "VALIDATION FAILED" in out and "name 'square' is not defined" in out, out
     for top in (root, os.path.dirname(root), plan["paths"]["exchange"]):
         assert not [p for p in Path(top).rglob("evil.txt")], top
+
+
+def test_the_student_sees_the_limit_in_their_feedback(people, graded):
+    nora, looper = people["nora"], people["looper"]
+    ok(nora.service("POST", COURSE, f"formgrader/api/assignment/{HW}/looper/generate_feedback"))
+    ok(nora.service("POST", COURSE, f"formgrader/api/assignment/{HW}/looper/release_feedback"))
+    looper.start_server()
+    fetch_feedback(looper, COURSE, HW)
+    folder = looper.server("GET", f"api/contents/{COURSE}/{HW}/feedback").json()["content"]
+    assert len(folder) == 1, folder
+    html = looper.server("GET", f"api/contents/{folder[0]['path']}/{HW}.html").json()["content"]
+    assert "the time limit of one cell while grading" in html
+    looper.stop_server()
