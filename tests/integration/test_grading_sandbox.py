@@ -312,14 +312,19 @@ def test_rerun_grades_only_what_changed(inst, people, graded):
     assert "Autograding 2 submission(s)" in forced.stdout, forced.stdout
 
 
-def test_the_formgrader_button_grades_in_the_sandbox_too(inst, people, graded):
+def test_the_formgrader_button_and_coursehub_nbgrader_grade_in_the_sandbox_too(
+    inst, people, graded
+):
     nora = people["nora"]
     ok(nora.service("POST", COURSE, f"formgrader/api/submission/{HW}/reader/autograde"))
     ok(nora.service("POST", COURSE, f"formgrader/api/submission/{HW}/ada/autograde"))
+    inst.cli("nbgrader", COURSE, "--", "autograde", HW, "--student", "snoop", "--force")
     got = scores(nora, COURSE, HW)
-    assert got["reader"] == 0.0 and got["ada"] == 2.0
+    assert got["reader"] == 0.0 and got["snoop"] == 0.0 and got["ada"] == 2.0
     root = inst.plan()["courses"][COURSE]["course_root"]
-    assert "GOT" not in outputs_of(Path(root, "autograded", "reader", HW, f"{HW}.ipynb"))
+    for name in ("reader", "snoop"):
+        shown = outputs_of(Path(root, "autograded", name, HW, f"{HW}.ipynb"))
+        assert "GOT" not in shown and "nothing got through" in shown, shown
 
 
 def test_refusals(inst):

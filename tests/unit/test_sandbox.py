@@ -275,3 +275,42 @@ def test_doctor_names_a_grader_that_cannot_start_the_sandbox(tmp_path, monkeypat
     problems = doctor.check_grading_sandbox(ctx)
     assert [p.what.split()[0] for p in problems] == ["grader-algebra", "grader-biology"]
     assert all("user namespaces" in p.fix for p in problems)
+
+
+def _notebook():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("1 + 1"), nbformat.v4.new_markdown_cell("text")]
+    return nb
+
+
+def _manager_failing_with(error: Exception):
+    from jupyter_client.manager import AsyncKernelManager
+
+    class Failing(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            raise error
+
+    return Failing
+
+
+def test_a_sandbox_that_cannot_start_grades_nothing_rather_than_zero(tmp_path):
+    from coursehub.grading.execute import LimitedExecute
+    from coursehub.grading.provisioner import SandboxUnavailable
+
+    ex = LimitedExecute(
+        kernel_manager_class=_manager_failing_with(SandboxUnavailable("no bubblewrap"))
+    )
+    with pytest.raises(SandboxUnavailable):
+        ex.preprocess(_notebook(), {"metadata": {"path": str(tmp_path)}})
+
+
+def test_a_submission_whose_kernel_never_answers_is_graded_with_the_reason(tmp_path):
+    from coursehub.grading.execute import LIMIT_ENAME, LimitedExecute
+
+    ex = LimitedExecute(kernel_manager_class=_manager_failing_with(RuntimeError("died")))
+    nb, _ = ex.preprocess(_notebook(), {"metadata": {"path": str(tmp_path)}})
+    [out] = nb.cells[0].outputs
+    assert out.ename == LIMIT_ENAME and "died" in out.evalue
+    assert "outputs" not in nb.cells[1]  # markdown untouched

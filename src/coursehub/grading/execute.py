@@ -16,7 +16,7 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import default
 
-from .provisioner import GradingProvisioner
+from .provisioner import GradingProvisioner, SandboxUnavailable
 
 LIMIT_ENAME = "GradingLimit"
 
@@ -49,6 +49,8 @@ class LimitedExecute(Execute):
         self._stopped: str | None = None
         try:
             return super().preprocess(nb, resources, km)
+        except SandboxUnavailable:
+            raise  # the machine's fault, not the student's: nothing is graded, nbgrader says why
         except (DeadKernelError, RuntimeError) as err:
             # the kernel never answered: the submission could not start in the sandbox
             reason = self._reason(err)

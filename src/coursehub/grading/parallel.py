@@ -109,6 +109,16 @@ def use_wal(path: str) -> None:
         con.close()
 
 
+def checkpoint(path: str) -> None:
+    """Move what the workers wrote from the WAL into the gradebook file itself, so that a
+    reader of the file alone (coursehub's roster check opens it immutable) sees it all."""
+    con = sqlite3.connect(path, timeout=LOCK_WAIT)
+    try:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        con.close()
+
+
 def _immediate_transactions() -> None:
     """In this process: every SQLite transaction SQLAlchemy begins takes the write lock."""
     from sqlalchemy import event
@@ -291,6 +301,10 @@ def run(
     if not chosen:
         print(f"Nothing to grade in {assignment}.", file=out, flush=True)
         return [], 0.0
+    from nbgrader.api import Gradebook
+
+    with Gradebook(api.coursedir.db_url):
+        pass  # made here, once, if it is new: never by two workers at the same time
     if path := sqlite_file(api.coursedir.db_url):
         use_wal(path)
     jobs = max(1, min(jobs, len(chosen)))
@@ -313,6 +327,8 @@ def run(
             outcomes.append(outcome)
             print(f"{bar(len(outcomes), len(chosen))}  {outcome.line()}", file=out, flush=True)
     elapsed = time.monotonic() - started
+    if path := sqlite_file(api.coursedir.db_url):
+        checkpoint(path)
     return sorted(outcomes, key=lambda o: o.student), elapsed
 
 
