@@ -15,8 +15,10 @@ from inside, and the network namespace has nothing but its own loopback.
 from __future__ import annotations
 
 import os
+import platform
 import re
 import shutil
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -156,12 +158,13 @@ def bwrap_argv(
     readonly: Sequence[str] = (),
     path_env: str = "",
     launcher: str | None = None,
+    seccomp_fd: int | None = None,
 ) -> list[str]:
     """The whole command that runs `kernel_cmd` sandboxed. `submission` is the folder the
     grader would have run the kernel in; `connection_file` the host's copy of the kernel's
     connection file (shown read-only at CONNECTION_FILE, which kernel_cmd must name);
     `launcher` coursehub/sandbox_inside.py as installed beside the kernel (default: this
-    coursehub's)."""
+    coursehub's); `seccomp_fd` a pipe holding seccomp_program()."""
     argv = [
         bwrap,
         "--unshare-all",  # user, mount, pid, network, ipc, uts, cgroup
@@ -188,6 +191,13 @@ def bwrap_argv(
         "--proc",
         "/proc",
         "--dev",
+        "/dev",
+        # /dev is a tmpfs of bwrap's, unbounded: /dev/shm gets a size, the rest turns read-only
+        "--size",
+        str(SHM_SIZE),
+        "--tmpfs",
+        "/dev/shm",  # noqa: S108 - the sandbox's own tmpfs
+        "--remount-ro",
         "/dev",
         "--size",
         str(limits.disk),
@@ -218,6 +228,8 @@ def bwrap_argv(
         str(info_fd),
         "--clearenv",
     ]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
     for key, value in sorted({**env, "PATH": path_env or "/usr/bin:/bin"}.items()):
         argv += ["--setenv", key, value]
     python = kernel_cmd[0]
@@ -251,11 +263,67 @@ def probe_argv(bwrap: str) -> list[str]:
     return [*argv, "--proc", "/proc", "--dev", "/dev", "--tmpfs", TMP, "--", "true"]
 
 
+# The IPython kernel, started isolated (-I: no PYTHONPATH, no user site, not the working
+# folder on sys.path), so that a student's file named like a module the kernel loads at start
+# (ipykernel_launcher.py, IPython/) is not run as the kernel; the working folder goes on
+# sys.path once the kernel is loaded, so the submission's own modules import as they did.
+_KERNEL_MAIN = (
+    "import sys; from ipykernel import kernelapp; sys.path.insert(0, ''); "
+    "kernelapp.launch_new_instance()"
+)
+
+
 def isolated_python(kernel_cmd: Sequence[str]) -> list[str]:
-    """`python -m ipykernel_launcher ...` as `python -I -m ...`: no PYTHONPATH, no user site
-    and not the working folder on sys.path at start, so a student's file named like a
-    module the kernel imports on start (ipykernel_launcher.py) is not run as the kernel."""
+    """`python -m ipykernel_launcher ARGS` as `python -I -c KERNEL_MAIN ARGS`; any other
+    Python kernel command gets -I; other kernels are left as they are."""
     cmd = list(kernel_cmd)
-    if len(cmd) > 1 and os.path.basename(cmd[0]).startswith("python") and cmd[1] == "-m":
-        cmd.insert(1, "-I")
-    return cmd
+    if not (len(cmd) > 1 and os.path.basename(cmd[0]).startswith("python")):
+        return cmd
+    if cmd[1:3] == ["-m", "ipykernel_launcher"]:
+        return [cmd[0], "-I", "-c", _KERNEL_MAIN, *cmd[3:]]
+    return [cmd[0], "-I", *cmd[1:]]
+
+
+# ---- seccomp: system calls a graded notebook has no use for ------------------------------
+# memfd and SysV shared memory (memory no limit of a process counts), the kernel keyring
+# (shared with the account's other processes), setsid (each new session is a scheduling
+# group of its own: many would starve the notebooks graded beside it), and kernel
+# interfaces with a record of holes (userfaultfd, perf, bpf, io_uring). Refused with EPERM.
+_DENIED = {
+    "x86_64": {
+        "memfd_create": 319, "memfd_secret": 447, "shmget": 29, "keyctl": 250,
+        "add_key": 248, "request_key": 249, "setsid": 112, "userfaultfd": 323,
+        "perf_event_open": 298, "bpf": 321, "io_uring_setup": 425, "io_uring_enter": 426,
+        "io_uring_register": 427,
+    },
+    "aarch64": {
+        "memfd_create": 279, "memfd_secret": 447, "shmget": 194, "keyctl": 219,
+        "add_key": 217, "request_key": 218, "setsid": 157, "userfaultfd": 282,
+        "perf_event_open": 241, "bpf": 280, "io_uring_setup": 425, "io_uring_enter": 426,
+        "io_uring_register": 427,
+    },
+}  # fmt: skip
+_AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+_X32_BIT = 0x40000000
+SHM_SIZE = 64 << 20  # /dev/shm (multiprocessing's semaphores and small buffers)
+
+
+def seccomp_program(machine: str | None = None) -> bytes | None:
+    """A classic-BPF seccomp filter (what bwrap --seccomp reads) refusing _DENIED with EPERM;
+    any other architecture's system calls (i386 on x86_64, x32) are refused too. None on a
+    machine coursehub has no table for."""
+    machine = machine or platform.machine()
+    if machine not in _DENIED:
+        return None
+    ld_abs, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
+    allow, eperm = 0x7FFF0000, 0x00050001
+    numbers = sorted(_DENIED[machine].values())
+    prog = [(ld_abs, 0, 0, 4), (jeq, 1, 0, _AUDIT_ARCH[machine]), (ret, 0, 0, eperm)]
+    prog.append((ld_abs, 0, 0, 0))
+    if machine == "x86_64":
+        prog += [(jge, 0, 1, _X32_BIT), (ret, 0, 0, eperm)]
+    for i, nr in enumerate(numbers):
+        # jump to the EPERM at the end when it matches (past the other tests and ALLOW)
+        prog.append((jeq, len(numbers) - i, 0, nr))
+    prog += [(ret, 0, 0, allow), (ret, 0, 0, eperm)]
+    return b"".join(struct.pack("=HBBI", *insn) for insn in prog)

@@ -27,7 +27,11 @@ def set_limits(nproc: int, memory: int, fsize: int, cpu: int) -> None:
         (resource.RLIMIT_FSIZE, fsize),
         (resource.RLIMIT_CPU, cpu),
         (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_NOFILE, 1024),  # open files each hold memory no other limit counts
     ):
+        _, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)  # a limit can only be lowered here
         resource.setrlimit(which, (value, value))
 
 

@@ -189,7 +189,25 @@ def collected(inst, people):
         student = people[name]
         student.start_server()
         fetch(student, COURSE, HW)
-        if name in HONEST:
+        if name == "ada":  # a module of her own beside the notebook, as students ship them
+            r = student.server(
+                "PUT",
+                f"api/contents/{COURSE}/{HW}/helper.py",
+                json={
+                    "type": "file",
+                    "format": "text",
+                    "content": "def sq(x):\n    return x * x\n",
+                },
+            )
+            assert r.status_code in (200, 201), r.text
+            answer(
+                student,
+                COURSE,
+                HW,
+                "from helper import sq\n\ndef square(x):\n    return sq(x)",
+                f"{MARKER}-{name}",
+            )
+        elif name in HONEST:
             answer(student, COURSE, HW, RIGHT, f"{MARKER}-{name}")
         else:
             answer(student, COURSE, HW, code[name], "my answer")

@@ -55,6 +55,10 @@ PROBE = textwrap.dedent(
     out["write_scratch"] = attempt(lambda: open("mine.txt", "w").write("x"))
     out["fill_scratch"] = attempt(lambda: open("big", "wb").write(b"0" * (9 << 20)))
     port = int(sys.argv[1])
+    out["write_dev"] = attempt(lambda: open("/dev/evil", "w").write("x"))
+    out["fill_shm"] = attempt(lambda: open("/dev/shm/big", "wb").write(b"0" * (80 << 20)))
+    out["memfd"] = attempt(lambda: os.memfd_create("hold"))
+    out["setsid"] = attempt(os.setsid)
     out["connect"] = attempt(lambda: socket.create_connection(("127.0.0.1", port), 2).close())
     out["memory"] = "done"
     try:
@@ -111,6 +115,9 @@ def run_probe(folders, port: int, forks: int, env: dict | None = None) -> dict:
     bwrap = sandbox.find_bwrap()
     assert bwrap, "bubblewrap is installed by coursehub's setup"
     read_r, read_w = os.pipe()
+    seccomp_r, seccomp_w = os.pipe()
+    os.write(seccomp_w, sandbox.seccomp_program())
+    os.close(seccomp_w)
     cmd = sandbox.bwrap_argv(
         bwrap,
         kernel_cmd=["/usr/bin/python3", "-I", "/probe.py", str(port), str(forks)],
@@ -120,6 +127,7 @@ def run_probe(folders, port: int, forks: int, env: dict | None = None) -> dict:
         env=sandbox.kernel_environment(env or {}),
         info_fd=read_w,
         launcher=LAUNCHER,
+        seccomp_fd=seccomp_r,
     )
     # the probe is shown read-only at /probe.py, like the launcher (before / turns read-only)
     cut = cmd.index("--remount-ro")
@@ -129,12 +137,12 @@ def run_probe(folders, port: int, forks: int, env: dict | None = None) -> dict:
         capture_output=True,
         text=True,
         timeout=60,
-        pass_fds=(read_w,),
+        pass_fds=(read_w, seccomp_r),
         env={"PATH": "/usr/bin:/bin", "JUPYTERHUB_API_TOKEN": "must-not-pass"},
         check=False,
     )
-    os.close(read_w)
-    os.close(read_r)
+    for fd in (read_w, read_r, seccomp_r):
+        os.close(fd)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -170,6 +178,10 @@ def test_the_probe_reaches_only_its_own_sandbox(folders, listener):
     assert out["write_submission"] != "done"
     assert out["write_scratch"] == "done"
     assert out["fill_scratch"] == "OSError"  # 9 MiB into an 8 MiB scratch folder
+    assert out["write_dev"] != "done"  # /dev is read-only
+    assert out["fill_shm"] == "OSError"  # 80 MiB into the 64 MiB /dev/shm
+    assert out["memfd"] == "PermissionError"  # memory no limit of a process would count
+    assert out["setsid"] == "PermissionError"  # a scheduling group of its own
     assert out["connect"] in ("ConnectionRefusedError", "OSError")
     assert out["memory"] == "MemoryError"
     assert not any("TOKEN" in k or "JUPYTERHUB" in k for k in out["env"])

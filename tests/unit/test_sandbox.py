@@ -66,10 +66,10 @@ def test_every_namespace_is_new_and_nothing_of_the_host_is_writable():
     # no read-write bind of anything of the host: writable are only the sandbox's tmpfs
     assert "--bind" not in opts and "--dev-bind" not in opts
     tmpfs = [opts[i + 1] for i, a in enumerate(opts) if a == "--tmpfs"]
-    assert sorted(tmpfs) == sorted([sandbox.SCRATCH, sandbox.TMP, sandbox.IPC])
+    assert sorted(tmpfs) == sorted([sandbox.SCRATCH, sandbox.TMP, sandbox.IPC, "/dev/shm"])
     sizes = [int(opts[i + 1]) for i, a in enumerate(opts) if a == "--size"]
-    assert sizes == [LIMITS.disk, LIMITS.disk, 1 << 20]
-    assert opts[opts.index("--remount-ro") + 1] == "/"
+    assert sizes == [sandbox.SHM_SIZE, LIMITS.disk, LIMITS.disk, 1 << 20]
+    assert [opts[i + 1] for i, a in enumerate(opts) if a == "--remount-ro"] == ["/dev", "/"]
     assert opts[opts.index("--chdir") + 1] == sandbox.SCRATCH
 
 
@@ -119,8 +119,54 @@ def test_the_kernel_gets_no_token_and_no_path_of_the_grader():
 
 def test_python_kernels_start_isolated():
     cmd = sandbox.isolated_python(["/e/bin/python3", "-m", "ipykernel_launcher", "-f", "c"])
-    assert cmd[:3] == ["/e/bin/python3", "-I", "-m"]
+    assert cmd[:3] == ["/e/bin/python3", "-I", "-c"] and cmd[-2:] == ["-f", "c"]
+    # the working folder goes on sys.path only once the kernel is loaded
+    assert cmd[3].index("from ipykernel import kernelapp") < cmd[3].index("sys.path.insert")
+    assert sandbox.isolated_python(["/e/bin/python", "k.py"]) == ["/e/bin/python", "-I", "k.py"]
     assert sandbox.isolated_python(["/usr/bin/R", "--slave"]) == ["/usr/bin/R", "--slave"]
+
+
+def test_dev_is_read_only_but_a_small_dev_shm():
+    opts = argv()
+    i = opts.index("/dev/shm")
+    assert opts[i - 1] == "--tmpfs" and opts[i - 2] == str(sandbox.SHM_SIZE)
+    assert opts[i + 1 : i + 3] == ["--remount-ro", "/dev"]
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_seccomp_program_refuses_the_listed_calls(machine):
+    import struct
+
+    prog = sandbox.seccomp_program(machine)
+    insns = [struct.unpack("=HBBI", prog[i : i + 8]) for i in range(0, len(prog), 8)]
+    allow, eperm = 0x7FFF0000, 0x00050001
+    assert insns[-2] == (0x06, 0, 0, allow) and insns[-1] == (0x06, 0, 0, eperm)
+
+    def run(arch: int, nr: int) -> int:
+        """Interpret the program for one system call."""
+        pc = 0
+        acc = 0
+        while True:
+            code, jt, jf, k = insns[pc]
+            if code == 0x20:
+                acc = {4: arch, 0: nr}[k]
+            elif code == 0x06:
+                return k
+            elif code in (0x15, 0x35):
+                hit = acc == k if code == 0x15 else acc >= k
+                pc += jt if hit else jf
+            pc += 1
+
+    audit = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}[machine]
+    for name, nr in sandbox._DENIED[machine].items():
+        assert run(audit, nr) == eperm, name
+    for nr in (0, 1, 2, 3, 56, 57, 60, 63, 64, 221, 231):  # read, write, clone, exit, ...
+        if nr not in sandbox._DENIED[machine].values():
+            assert run(audit, nr) == allow, nr
+    assert run(0x40000003, 0) == eperm  # i386 system calls on x86_64
+    if machine == "x86_64":
+        assert run(audit, 0x40000000 + 1) == eperm  # x32
+    assert sandbox.seccomp_program("riscv64") is None
 
 
 def test_readonly_paths_are_the_kernels_environment_and_what_the_site_adds(tmp_path):
@@ -202,46 +248,6 @@ def test_gradebook_url_waits_for_the_lock():
     assert parallel.sqlite_file("sqlite:///:memory:") is None
 
 
-def test_stop_reasons_read_from_the_graded_notebook(tmp_path):
-    cells = [
-        {
-            "cell_type": "code",
-            "outputs": [
-                {
-                    "output_type": "error",
-                    "ename": "GradingLimit",
-                    "evalue": "the notebook ran longer than 9 s",
-                }
-            ],
-        },
-        {
-            "cell_type": "code",
-            "outputs": [
-                {
-                    "output_type": "error",
-                    "ename": "MemoryError",
-                    "evalue": "",
-                    "traceback": [
-                        "MemoryError",
-                        "coursehub: while grading, a process may use at most 1G of memory",
-                    ],
-                }
-            ],
-        },
-        {
-            "cell_type": "code",
-            "outputs": [
-                {"output_type": "error", "ename": "NameError", "evalue": "name 'x' is not defined"}
-            ],
-        },
-    ]
-    (tmp_path / "ps1.ipynb").write_text(json.dumps({"cells": cells}))
-    assert parallel.stop_reasons(str(tmp_path)) == [
-        "the notebook ran longer than 9 s",
-        "while grading, a process may use at most 1G of memory",
-    ]
-
-
 def test_progress_bar():
     assert parallel.bar(0, 4, width=4) == "[....] 0/4"
     assert parallel.bar(2, 4, width=4) == "[##..] 2/4"
@@ -314,3 +320,18 @@ def test_a_submission_whose_kernel_never_answers_is_graded_with_the_reason(tmp_p
     [out] = nb.cells[0].outputs
     assert out.ename == LIMIT_ENAME and "died" in out.evalue
     assert "outputs" not in nb.cells[1]  # markdown untouched
+
+
+def test_a_course_folder_or_a_home_is_not_a_submission(tmp_path, monkeypatch):
+    from coursehub.grading.provisioner import _not_a_submission
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / ".jupyter").mkdir(parents=True)
+    course = tmp_path / "home" / "c1"
+    (course / "source").mkdir(parents=True)
+    (course / "gradebook.db").write_text("")
+    sub = course / "submitted" / "ada" / "ps1"
+    (sub / "source").mkdir(parents=True)  # a student's own folder named 'source' is fine
+    assert _not_a_submission(str(sub)) is None
+    for folder in (course, tmp_path / "home", "/"):
+        assert "a folder of its own" in _not_a_submission(str(folder))

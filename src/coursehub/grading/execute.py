@@ -14,11 +14,15 @@ from typing import Any
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
-from traitlets import default
+from traitlets import Integer, default
 
 from .provisioner import GradingProvisioner, SandboxUnavailable
 
 LIMIT_ENAME = "GradingLimit"
+# What coursehub stopped in the notebooks graded in this process since it was last read,
+# from the grader side's own knowledge (a student can print anything, and raise an error
+# named like ours): coursehub.grading.parallel reports these, never the notebook's text.
+STOPPED: list[str] = []
 
 
 def limit_output(reason: str) -> NotebookNode:
@@ -32,6 +36,12 @@ def limit_output(reason: str) -> NotebookNode:
 
 class LimitedExecute(Execute):
     """Execute, with the sandbox's stop reasons written into the notebook."""
+
+    max_output_bytes = Integer(
+        64 << 20,
+        help="Bytes of output a notebook may send while it is graded (all cells together); "
+        "past them the notebook is stopped and what it sends after is dropped.",
+    ).tag(config=True)
 
     @default("error_on_timeout")
     def _error_on_timeout_default(self) -> dict[str, Any]:
@@ -47,6 +57,7 @@ class LimitedExecute(Execute):
 
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None):
         self._stopped: str | None = None
+        self._output_bytes = 0
         try:
             return super().preprocess(nb, resources, km)
         except SandboxUnavailable:
@@ -54,6 +65,7 @@ class LimitedExecute(Execute):
         except (DeadKernelError, RuntimeError) as err:
             # the kernel never answered: the submission could not start in the sandbox
             reason = self._reason(err)
+            STOPPED.append(reason)
             for cell in nb.cells:
                 if cell.cell_type == "code":
                     cell.outputs = [limit_output(reason)]
@@ -69,7 +81,7 @@ class LimitedExecute(Execute):
         try:
             return super().preprocess_cell(cell, resources, index)
         except DeadKernelError as err:
-            self._stopped = self._reason(err)
+            self._stopped = self._stopped or self._reason(err)
         except CellTimeoutError:
             # interrupted, and still busy: the notebook ignores interrupts; stop it now
             self._stopped = (
@@ -80,8 +92,31 @@ class LimitedExecute(Execute):
             if prov is not None:
                 prov.kill_now()
         self.log.warning("Stopped at cell %d: %s", index, self._stopped)
+        STOPPED.append(self._stopped)
         cell.outputs.append(limit_output(self._stopped))
         return cell, resources
+
+    async def _async_handle_timeout(self, timeout: int, cell: NotebookNode | None = None):
+        # the grader side's own knowledge that a cell ran out of time (the kernel could
+        # raise an error named CellTimeoutError itself)
+        STOPPED.append(self.error_on_timeout.get("evalue") or f"a cell ran longer than {timeout} s")
+        return await super()._async_handle_timeout(timeout, cell)
+
+    def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int):
+        """Keep a notebook's outputs within max_output_bytes: the grader holds them all."""
+        content = msg.get("content", {})
+        self._output_bytes += sum(len(str(v)) for v in content.values())
+        if self._output_bytes > self.max_output_bytes:
+            if self._stopped is None:
+                self._stopped = (
+                    f"the notebook printed more than {self.max_output_bytes >> 20} MiB, the "
+                    "output limit while grading, and was stopped"
+                )
+                prov = self._provisioner()
+                if prov is not None:
+                    prov.kill_now()
+            return None
+        return super().output(outs, msg, display_id, cell_index)
 
     def on_cell_executed(self, **kwargs: Any) -> None:
         super().on_cell_executed(**kwargs)
@@ -92,6 +127,7 @@ class LimitedExecute(Execute):
             note = _limit_note(output, provisioner)
             if note and note not in output.get("traceback", []):
                 output.setdefault("traceback", []).append(note)
+                STOPPED.append(note.removeprefix("coursehub: "))
 
     def _provisioner(self) -> GradingProvisioner | None:
         prov = getattr(self.km, "provisioner", None)

@@ -22,17 +22,17 @@ import glob
 import json
 import multiprocessing
 import os
+import re
 import sqlite3
 import sys
 import time
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import provisioner
 
 LOCK_WAIT = 60  # seconds a worker waits for the gradebook's write lock
-LIMIT_ENAMES = ("GradingLimit", "CellTimeoutError")
-NOTE = "coursehub: "  # how coursehub.grading.execute starts its notes on errors
 
 
 @dataclass
@@ -47,11 +47,19 @@ class Outcome:
 
     def line(self) -> str:
         if not self.graded:
-            return f"{self.student}: not graded: {self.error}"
+            return plain(f"{self.student}: not graded: {self.error}")
         text = f"{self.student}: {_points(self.score)} of {_points(self.max_score)} points"
         if self.limits:
             text += f" (limit: {self.limits[0]})"
-        return f"{text} in {self.seconds:.1f} s"
+        return plain(f"{text} in {self.seconds:.1f} s")
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def plain(text: str) -> str:
+    """Text for a terminal: every control character but newline and tab shown as '?'."""
+    return _CONTROL.sub("?", text)
 
 
 def _points(value: float | None) -> str:
@@ -169,7 +177,10 @@ def _nbgrader_api(log_level: str = "WARN") -> Any:
 
 
 def _grade(assignment: str, student: str) -> Outcome:
+    from . import execute
+
     started = time.monotonic()
+    execute.STOPPED.clear()
     result: dict[str, Any] = {}
     for _attempt in range(2):
         result = _api.autograde(assignment, student, force=True, create=True)
@@ -179,8 +190,8 @@ def _grade(assignment: str, student: str) -> Outcome:
     if not result.get("success"):
         return Outcome(student, False, seconds, error=_first_error(result))
     score, max_score = _scores(assignment, student)
-    folder = _api.coursedir.format_path(_api.coursedir.autograded_directory, student, assignment)
-    return Outcome(student, True, seconds, score, max_score, limits=stop_reasons(folder))
+    limits = list(dict.fromkeys(execute.STOPPED))  # what the grader side stopped, in order
+    return Outcome(student, True, seconds, score, max_score, limits=limits)
 
 
 def _text(result: dict[str, Any]) -> str:
@@ -204,31 +215,6 @@ def _scores(assignment: str, student: str) -> tuple[float | None, float | None]:
         except MissingEntry:
             return None, None
         return sub.score, sub.max_score
-
-
-def stop_reasons(folder: str) -> list[str]:
-    """What coursehub's limits stopped in the graded notebooks of one submission."""
-    reasons: list[str] = []
-    for path in sorted(glob.glob(os.path.join(glob.escape(folder), "*.ipynb"))):
-        try:
-            with open(path, encoding="utf-8") as f:
-                nb = json.load(f)
-        except (OSError, ValueError):
-            continue
-        for cell in nb.get("cells", []):
-            for out in cell.get("outputs", []):
-                if out.get("output_type") != "error":
-                    continue
-                if out.get("ename") in LIMIT_ENAMES:
-                    found = [str(out.get("evalue", ""))]
-                else:  # an error with coursehub's note of the limit behind it
-                    found = [
-                        line.removeprefix(NOTE).strip()
-                        for line in out.get("traceback", [])
-                        if isinstance(line, str) and line.startswith(NOTE)
-                    ]
-                reasons += [r for r in found if r and r not in reasons]
-    return reasons
 
 
 # ---- the run -------------------------------------------------------------------
@@ -316,20 +302,39 @@ def run(
     )
     started = time.monotonic()
     outcomes: list[Outcome] = []
-    ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(jobs, ctx, initializer=_worker_init, initargs=(sandboxed,)) as ex:
-        futures = {ex.submit(_grade, assignment, s): s for s in chosen}
-        for future in cf.as_completed(futures):
-            try:
-                outcome = future.result()
-            except Exception as err:  # a worker died: that submission is not graded
-                outcome = Outcome(futures[future], False, 0.0, error=f"the worker failed: {err}")
-            outcomes.append(outcome)
-            print(f"{bar(len(outcomes), len(chosen))}  {outcome.line()}", file=out, flush=True)
+
+    def done(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        print(f"{bar(len(outcomes), len(chosen))}  {outcome.line()}", file=out, flush=True)
+
+    # A worker that dies (the machine's OOM killer, say) breaks its whole pool: what was not
+    # graded yet is graded again, one submission per pool, so only the one that kills its
+    # worker again is left ungraded.
+    again = _pool(assignment, chosen, jobs, sandboxed, done)
+    for student in again:
+        if _pool(assignment, [student], 1, sandboxed, done):
+            done(Outcome(student, False, 0.0, error="the worker grading it died, twice"))
     elapsed = time.monotonic() - started
     if path := sqlite_file(api.coursedir.db_url):
         checkpoint(path)
     return sorted(outcomes, key=lambda o: o.student), elapsed
+
+
+def _pool(assignment: str, students: list[str], jobs: int, sandboxed: bool, done: Any) -> list[str]:
+    """Grade `students` with `jobs` workers; return those a broken pool left ungraded."""
+    ctx = multiprocessing.get_context("spawn")
+    broken: list[str] = []
+    with cf.ProcessPoolExecutor(jobs, ctx, initializer=_worker_init, initargs=(sandboxed,)) as ex:
+        futures = {ex.submit(_grade, assignment, s): s for s in students}
+        for future in cf.as_completed(futures):
+            student = futures[future]
+            try:
+                done(future.result())
+            except BrokenProcessPool:
+                broken.append(student)
+            except Exception as err:  # noqa: BLE001 - that submission is not graded
+                done(Outcome(student, False, 0.0, error=f"the worker failed: {err}"))
+    return sorted(broken)
 
 
 def summary(outcomes: list[Outcome], elapsed: float) -> str:
@@ -348,7 +353,7 @@ def summary(outcomes: list[Outcome], elapsed: float) -> str:
         lines.append(f"  limit: {o.student}: {o.limits[0]}")
     for o in failed:
         lines.append(f"  not graded: {o.student}: {o.error}")
-    return "\n".join(lines)
+    return plain("\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,17 +7,23 @@ nbgrader executes a student's notebook (NBGRADER_EXECUTION is set: autograde, an
 validate when it runs on the grader side) runs in the bubblewrap sandbox of
 coursehub.sandbox; the instructors' own kernels in the grader's notebook start as
 usual. nbgrader's configuration cannot turn the sandbox off: this is chosen by the
-environment coursehub gives the grader, not by a config file the course owns.
+environment coursehub gives the grader, not by a config file the course owns (a kernel
+spec of the grader's own that names another provisioner would bypass it: the instructors,
+who can write the grader's home, are trusted with their course).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import select
+import shutil
 import signal
+import stat
 import subprocess
+import tempfile
 import threading
 import time
 from typing import Any
@@ -28,6 +34,7 @@ from traitlets import Integer, List, Unicode
 from .. import sandbox
 
 NAME = sandbox.PROVISIONER_NAME
+STARTUP_TIMEOUT = 60  # seconds for a grading kernel to listen
 GRADING_RUNS = ("autograde", "validate")
 _STDERR_KEPT = 8192
 
@@ -96,6 +103,8 @@ class GradingProvisioner(LocalProvisioner):
             )
         km = self.parent
         submission = os.path.realpath(kwargs.get("cwd") or os.getcwd())
+        if problem := _not_a_submission(submission):
+            raise SandboxUnavailable(problem)
         host_file = os.path.realpath(km.connection_file)
         # the sandbox reads its own copy: the manager rewrites its file once the sockets'
         # path as the grader sees them (/proc/PID/root/ipc/...) is known
@@ -116,6 +125,14 @@ class GradingProvisioner(LocalProvisioner):
             p for p in (env_root and f"{env_root}/bin", "/usr/local/bin", "/usr/bin", "/bin") if p
         )
         info_r, info_w = os.pipe()
+        passed = [info_w]
+        program = sandbox.seccomp_program()
+        seccomp_r = None
+        if program is not None:
+            seccomp_r, seccomp_w = os.pipe()
+            os.write(seccomp_w, program)  # a few hundred bytes: fits in the pipe
+            os.close(seccomp_w)
+            passed.append(seccomp_r)
         argv = sandbox.bwrap_argv(
             bwrap,
             kernel_cmd=kernel_cmd,
@@ -126,12 +143,13 @@ class GradingProvisioner(LocalProvisioner):
             info_fd=info_w,
             readonly=sandbox.readonly_paths(kernel_cmd, self.readonly_paths),
             path_env=path_env,
+            seccomp_fd=seccomp_r,
         )
         launch = dict(kwargs)
         launch.update(
             cwd=os.path.dirname(host_file),  # never the student's folder, even outside
             env={"PATH": "/usr/bin:/bin"},
-            pass_fds=(info_w,),
+            pass_fds=tuple(passed),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -139,7 +157,8 @@ class GradingProvisioner(LocalProvisioner):
         try:
             await super().launch_kernel(argv, **launch)
         finally:
-            os.close(info_w)
+            for fd in passed:
+                os.close(fd)
         self._stderr_tail = bytearray()
         threading.Thread(target=self._read_stderr, daemon=True).start()
         try:
@@ -154,9 +173,63 @@ class GradingProvisioner(LocalProvisioner):
         self._watchdog.daemon = True
         self._watchdog.start()
         info = dict(self.connection_info)
-        info["ip"] = f"/proc/{child}/root{sandbox.IPC}/{self.kernel_id}"
+        try:
+            info["ip"] = await self._pin_sockets(child, info, os.path.dirname(host_file))
+        except BaseException:
+            await self.cleanup()  # the manager will not: the kernel never started
+            raise
         self.connection_info = info
         return info
+
+    async def _pin_sockets(self, child: int, info: dict[str, Any], runtime_dir: str) -> str:
+        """Hold the kernel's sockets by their inodes before any student code runs, and give
+        the grader side paths to those inodes: the student can write /ipc, and a name there
+        swapped for a link later must not take the grader's reconnects anywhere else."""
+        ports = [info[f"{name}_port"] for name in ("shell", "iopub", "stdin", "control", "hb")]
+        names = [f"{self.kernel_id}-{port}" for port in ports]
+        self._pinned: list[int] = []
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while len(self._pinned) < len(names):
+            fd = self._open_socket(child, names[len(self._pinned)])
+            if fd is not None:
+                self._pinned.append(fd)
+                continue
+            if self.process is None or self.process.poll() is not None:
+                raise self._start_failure()
+            if time.monotonic() > deadline:
+                raise SandboxUnavailable(f"the grading kernel did not start in {STARTUP_TIMEOUT} s")
+            await asyncio.sleep(0.02)
+        self._pin_dir = tempfile.mkdtemp(prefix="coursehub-kernel-", dir=runtime_dir)
+        for port, fd in zip(ports, self._pinned, strict=True):
+            os.symlink(f"/proc/{os.getpid()}/fd/{fd}", f"{self._pin_dir}/k-{port}")
+        return f"{self._pin_dir}/k"
+
+    @staticmethod
+    def _open_socket(child: int, name: str) -> int | None:
+        """The kernel's socket `name` in the sandbox's /ipc, or None while it is not there
+        (the sandbox is still setting up its mounts, or the kernel has not bound it yet)."""
+        try:
+            ipc_fd = os.open(f"/proc/{child}/root{sandbox.IPC}", os.O_PATH | os.O_DIRECTORY)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        try:
+            fd = os.open(name, os.O_PATH | os.O_NOFOLLOW, dir_fd=ipc_fd)
+        except FileNotFoundError:
+            return None
+        finally:
+            os.close(ipc_fd)
+        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise SandboxUnavailable(f"{sandbox.IPC}/{name} is not the kernel's socket")
+        return fd
+
+    def _start_failure(self) -> Exception:
+        """The sandbox ended before its kernel listened: the submission's fault (its copy
+        does not fit: the launcher's exit status 3), or the machine's."""
+        code = self.process.poll() if self.process is not None else None
+        if code == 3:
+            return RuntimeError(f"the submission could not be prepared: {self.stderr_text()}")
+        return SandboxUnavailable(f"the grading kernel did not start ({self.exit_text()})")
 
     def _time_is_up(self) -> None:
         self.stop_reason = (
@@ -207,12 +280,35 @@ class GradingProvisioner(LocalProvisioner):
         if watchdog is not None:
             watchdog.cancel()
         self.kill_now()
+        for fd in getattr(self, "_pinned", []):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._pinned = []
+        if getattr(self, "_pin_dir", None):
+            shutil.rmtree(self._pin_dir, ignore_errors=True)
+            self._pin_dir = None
         copy = getattr(self, "_connection_copy", None)
         if copy:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(copy)
             self._connection_copy = None
         await super().cleanup(restart=restart)
+
+
+def _not_a_submission(folder: str) -> str | None:
+    """The folder a grading kernel runs in is shown to it whole (read-only): refuse one that
+    holds more than a notebook's own files (validate run on a notebook outside a folder of
+    its own, in the course folder or the grader's home)."""
+    home = os.path.realpath(os.path.expanduser("~"))
+    course_root = all(
+        os.path.lexists(os.path.join(folder, name)) for name in ("gradebook.db", "source")
+    )
+    if folder in (home, "/") or course_root or os.path.isdir(os.path.join(folder, ".jupyter")):
+        return (
+            f"{folder} holds more than one submission's files: grade or validate a notebook "
+            "in a folder of its own (as submitted/STUDENT/ASSIGNMENT/ is)"
+        )
+    return None
 
 
 def _read_child_pid(fd: int, timeout: float) -> int | None:
