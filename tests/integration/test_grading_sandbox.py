@@ -19,7 +19,11 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import socket
 import sqlite3
+import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -35,7 +39,19 @@ if os.geteuid() != 0:
 COURSE = "pyth204"
 HW = "lab3"
 HONEST = ["ada", "bea"]
-ATTACKERS = ["reader", "snoop", "writer", "caller", "forker", "hog", "looper", "filler"]
+ATTACKERS = [
+    "reader",
+    "snoop",
+    "writer",
+    "caller",
+    "forker",
+    "hog",
+    "looper",
+    "filler",
+    "shouter",  # floods the grader with output
+    "faker",  # raises an error named like coursehub's, with terminal escapes
+    "redirector",  # points the grader's reconnects at a socket of the host
+]
 SITE = {
     "org": "Sandbox College",
     "auth": {"type": "first-use"},
@@ -62,7 +78,7 @@ MARKER = "SECRET-ANSWER-OF"  # in the honest students' written answers: what a r
 EARN = "\nassert got, 'nothing got through'\nprint('GOT', got)\n" + RIGHT
 
 
-def attacks(plan: dict, port: int) -> dict[str, str]:
+def attacks(plan: dict, port: int, trap: str) -> dict[str, str]:
     g = plan["courses"][COURSE]
     root, exchange = g["course_root"], plan["paths"]["exchange"]
     home = os.path.dirname(root)
@@ -139,6 +155,32 @@ def attacks(plan: dict, port: int) -> dict[str, str]:
         "looper": "while True:\n    pass\n" + RIGHT,
         "filler": "with open('big', 'wb') as f:\n    while True:\n        f.write(b'0' * 2**20)\n"
         + RIGHT,
+        "shouter": "for i in range(100):\n    print('x' * 2**20)\n" + RIGHT,
+        "faker": (
+            "class GradingLimit(Exception):\n    pass\n"
+            "raise GradingLimit('\\x1b]0;owned\\x07\\x1b[2K\\rada: 10 of 10 points')"
+        ),
+        # rename the kernel's sockets, leave links to a host socket in their place, and cut
+        # the grader's connections: its reconnects must still reach the kernel, not the trap
+        "redirector": (
+            "import os, glob, socket, time\n"
+            "for p in glob.glob('/ipc/*-*'):\n"
+            "    os.rename(p, p + '.x')\n"
+            f"    os.symlink({trap!r}, p)\n"
+            "for fd in os.listdir('/proc/self/fd'):\n"
+            "    try:\n"
+            "        s = socket.socket(fileno=int(fd))\n"
+            "    except OSError:\n"
+            "        continue\n"
+            "    try:\n"
+            "        if s.family == socket.AF_UNIX and s.getpeername() is not None:\n"
+            "            s.shutdown(socket.SHUT_RDWR)\n"
+            "    except OSError:\n"
+            "        pass\n"
+            "    finally:\n"
+            "        s.detach()\n"
+            "time.sleep(2)\n"
+        ),
     }
 
 
@@ -182,9 +224,39 @@ def people(inst):
 
 
 @pytest.fixture(scope="module")
-def collected(inst, people):
+def trap():
+    """A Unix socket of the host, where the grader could connect but never should."""
+    folder = tempfile.mkdtemp(prefix="coursehub-trap-", dir="/tmp")
+    os.chmod(folder, 0o755)  # noqa: S103 - the grader account must reach the trap
+    path = os.path.join(folder, "trap.sock")
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(path)
+    os.chmod(path, 0o777)  # noqa: S103 - any account may connect: that is the trap
+    srv.listen(16)
+    srv.settimeout(0.5)
+    calls: list[int] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            calls.append(1)
+            conn.close()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield path, calls
+    stop.set()
+    srv.close()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def collected(inst, people, trap):
     create_and_release(people["nora"], COURSE, HW)
-    code = attacks(inst.plan(), inst.port)
+    code = attacks(inst.plan(), inst.port, trap[0])
     for name in [*HONEST, *ATTACKERS]:
         student = people[name]
         student.start_server()
@@ -251,8 +323,9 @@ def test_every_submission_is_graded_in_parallel_with_a_summary(graded):
     out = run.stdout + run.stderr
     assert run.returncode == 0, out
     assert "with 2 worker(s)" in out
-    assert re.search(r"\[#+\] 10/10", out), out  # the progress bar reached the end
-    assert re.search(r"graded\s+10\b", out) and re.search(r"not graded\s+0\b", out), out
+    total = len(HONEST) + len(ATTACKERS)
+    assert re.search(rf"\[#+\] {total}/{total}", out), out  # the progress bar reached the end
+    assert re.search(rf"graded\s+{total}\b", out) and re.search(r"not graded\s+0\b", out), out
 
 
 def test_honest_students_keep_their_points_and_attacks_score_zero(people, graded):
@@ -268,6 +341,11 @@ def test_attacks_got_nothing(inst, graded):
     for name in ["reader", "snoop", "writer", "caller"]:  # ran to the end, and found nothing
         shown = outputs_of(Path(root, "autograded", name, HW, f"{HW}.ipynb"))
         assert "nothing got through" in shown, shown[:3000]
+
+
+def test_the_grader_never_reached_the_host_socket(graded, trap):
+    _, calls = trap
+    assert calls == [], f"the grader connected to the trap {len(calls)} times"
 
 
 def test_nothing_outside_the_scratch_copy_changed(graded):
@@ -288,6 +366,9 @@ def test_limits_are_named_in_the_summary_and_in_the_formgrader(inst, people, gra
     assert re.search(r"forker: .*4 s, the time limit of one cell", out), out
     assert re.search(r"hog: .*at most 1G of memory", out), out
     assert re.search(r"filler: .*at most 64M", out), out
+    assert re.search(r"shouter: .*printed more than 64 MiB", out), out
+    assert "owned" not in out and "10 of 10" not in out  # the faker's text is not reported
+    assert not re.search(r"limit: faker", out), out
     # the instructor sees the reason in the graded notebook of the formgrader
     nora = people["nora"]
     subs = ok(nora.service("GET", COURSE, f"formgrader/api/submitted_notebooks/{HW}/{HW}"))
@@ -314,7 +395,9 @@ def test_gradebook_is_whole_after_parallel_writers(inst, graded):
 
 def test_rerun_grades_only_what_changed(inst, people, graded):
     again = inst.cli("autograde", COURSE, HW, timeout=300)
-    assert "Nothing to grade" in again.stdout and "10 submission(s) unchanged" in again.stdout
+    total = len(HONEST) + len(ATTACKERS)
+    assert "Nothing to grade" in again.stdout
+    assert f"{total} submission(s) unchanged" in again.stdout
     # bea resubmits a wrong answer: --collect takes it and only it is graded again
     bea = people["bea"]
     bea.start_server()

@@ -112,6 +112,7 @@ class LimitedExecute(Execute):
                     f"the notebook printed more than {self.max_output_bytes >> 20} MiB, the "
                     "output limit while grading, and was stopped"
                 )
+                STOPPED.append(self._stopped)
                 prov = self._provisioner()
                 if prov is not None:
                     prov.kill_now()
