@@ -177,11 +177,7 @@ def bwrap_argv(
         "--hostname",
         "grading",
     ]
-    for path in _SYSTEM:
-        if os.path.islink(path):
-            argv += ["--symlink", os.readlink(path), path]
-        elif os.path.isdir(path):
-            argv += ["--ro-bind", path, path]
+    argv += _system_binds()
     for path in _ETC:
         if os.path.exists(path):
             argv += ["--ro-bind", path, path]
@@ -252,14 +248,21 @@ def bwrap_argv(
     return [*argv, "--", *inside]
 
 
-def probe_argv(bwrap: str) -> list[str]:
-    """The smallest sandbox of the same kind: whether this account can start one here."""
-    argv = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent"]
+def _system_binds() -> list[str]:
+    """The system folders as the host has them: links into /usr as links, folders read-only."""
+    argv: list[str] = []
     for path in _SYSTEM:
         if os.path.islink(path):
             argv += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             argv += ["--ro-bind", path, path]
+    return argv
+
+
+def probe_argv(bwrap: str) -> list[str]:
+    """The smallest sandbox of the same kind: whether this account can start one here."""
+    argv = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent"]
+    argv += _system_binds()
     return [*argv, "--proc", "/proc", "--dev", "/dev", "--tmpfs", TMP, "--", "true"]
 
 

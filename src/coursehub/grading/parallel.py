@@ -22,7 +22,6 @@ import glob
 import json
 import multiprocessing
 import os
-import re
 import sqlite3
 import sys
 import time
@@ -54,12 +53,11 @@ class Outcome:
         return plain(f"{text} in {self.seconds:.1f} s")
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
 def plain(text: str) -> str:
     """Text for a terminal: every control character but newline and tab shown as '?'."""
-    return _CONTROL.sub("?", text)
+    from ..targets.local.runtime import terminal_safe
+
+    return terminal_safe(text)
 
 
 def _points(value: float | None) -> str:
