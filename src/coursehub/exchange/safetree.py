@@ -184,17 +184,25 @@ def _same(a: os.stat_result, b: os.stat_result) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
+def _open_entry(dir_fd: int, name: str, flags: int, path: str, tree) -> int | None:
+    """An entry of the walk opened without following it; None (and the reason noted) when
+    the grader may not read it; Refused when it is gone or became something else."""
+    try:
+        return os.open(name, flags, dir_fd=dir_fd)
+    except PermissionError:
+        tree.left_out.append((path, "the grader may not read it"))
+        return None
+    except OSError:
+        raise Refused(f"{path!r} changed while it was read") from None
+
+
 def _take_dir(dir_fd, name, path, lst, depth, owner, limits, tree, digest, dest_fd) -> None:
     if lst.st_uid != owner:
         tree.left_out.append((path, f"it is owned by uid {lst.st_uid}, not by the student"))
         return
-    try:
-        fd = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
-    except PermissionError:
-        tree.left_out.append((path, "the grader may not read it"))
+    fd = _open_entry(dir_fd, name, DIR_FLAGS, path, tree)
+    if fd is None:
         return
-    except OSError:
-        raise Refused(f"{path!r} changed while it was read") from None
     out = None
     try:
         if not _same(os.fstat(fd), lst):
@@ -235,13 +243,9 @@ def _take_file(dir_fd, name, path, lst, owner, limits, tree, digest, dest_fd) ->
         tree.files += 1
         tree.bytes += lst.st_size
         return
-    try:
-        fd = os.open(name, FILE_FLAGS, dir_fd=dir_fd)
-    except PermissionError:
-        tree.left_out.append((path, "the grader may not read it"))
+    fd = _open_entry(dir_fd, name, FILE_FLAGS, path, tree)
+    if fd is None:
         return
-    except OSError:
-        raise Refused(f"{path!r} changed while it was read") from None
     out = None
     try:
         before = os.fstat(fd)
