@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .site import SiteError, load_site
+from .site import FIRST_USE, SHARED_PASSWORD, SiteError, load_site
 from .starter import STARTER_SITE
 
 DEFAULT_SITE = "coursehub.yaml"
@@ -81,11 +81,11 @@ def _print_login(inst, site_file: str) -> None:
         _say(
             f"  course {cid}: grader at {plan.public_url.rstrip('/')}{g.prefix} (instructors: {who})"
         )
-    if plan.auth["type"] == "shared-password":
+    if plan.auth.type == SHARED_PASSWORD:
         _say(f"Log in with any name from {site_file} and the password in its auth.user_password")
         if plan.admins:
             _say("  (admins use auth.admin_password).")
-    elif plan.auth["type"] == "first-use":
+    elif plan.auth.type == FIRST_USE:
         _say("Students: log in with your name; your first login sets your password.")
         _say(
             "Admins and instructors: get a one-time link with "
@@ -404,11 +404,11 @@ def cmd_status(args) -> int:
 
 def _grades_waiting(inst, plan) -> int | None:
     """Scores not yet accepted by the LMS (LMS sites only)."""
-    if plan.auth["type"] not in ("lti11", "lti13"):
+    if not plan.auth.is_lti:
         return None
     from .lti.grades import outcomes_store
 
-    return len(outcomes_store(inst.data_dir).pending())
+    return len(outcomes_store(plan).pending())
 
 
 def cmd_doctor(args) -> int:
@@ -431,13 +431,13 @@ def cmd_doctor(args) -> int:
 def cmd_password_link(args) -> int:
     """A one-time link that sets one person's first-use password (admins and instructors
     get theirs only this way; for anyone else it resets a forgotten one)."""
-    from .password_links import LinkStore, link_url, links_file, parse_duration, role_of
+    from .password_links import LinkStore, link_url, parse_duration, role_of
 
     inst = _installation(args)
     plan = inst.plan()
-    if plan.auth["type"] != "first-use":
+    if plan.auth.type != FIRST_USE:
         return _fail(
-            f"this hub logs in with auth type {plan.auth['type']!r}: coursehub keeps no "
+            f"this hub logs in with auth type {plan.auth.type!r}: coursehub keeps no "
             "passwords for it (set-password links are for first-use logins)",
             2,
         )
@@ -448,7 +448,7 @@ def cmd_password_link(args) -> int:
     except ValueError as err:
         return _fail(str(err), 2)
     try:
-        code = LinkStore(links_file(plan)).issue(args.name, ttl)
+        code = LinkStore(plan.paths.password_links).issue(args.name, ttl)
     except PermissionError as err:
         return _fail(f"cannot write {err.filename}: run this as the user who ran 'up'", 2)
     until = time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(time.time() + ttl))
@@ -658,7 +658,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="check an installation for every known trap; say the fix")
     data_dir_arg(p)
-    p.add_argument("--site", help="hold it to this site file (default: what plan.json records)")
+    p.add_argument(
+        "--site", help="hold it to this site file (default: what the installation's Plan records)"
+    )
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("password-link", help="a one-time link that sets a person's password")
@@ -773,22 +775,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_grades(args) -> int:
     from .lti.grades import GradesError, outcomes_store, push, retry
+    from .targets.local.host import LocalHost
     from .targets.local.runtime import Installation
 
     inst = Installation(_data_dir(args))
     if not inst.exists():
         return _fail(f"no installation in {inst.data_dir}; run 'coursehub up' first")
+    host = LocalHost(inst.data_dir)
     if args.action == "pending":
-        waiting = outcomes_store(inst.data_dir).pending(args.course)
+        waiting = outcomes_store(inst.plan()).pending(args.course)
         for course, student, assignment, score, attempts, error in waiting:
             _say(f"{course} {assignment} {student}: {score:.4f} ({attempts} tries; {error})")
         _say(f"{len(waiting)} score(s) waiting in the outbox")
         return 1 if waiting else 0
     try:
         if args.action == "push":
-            report = push(inst, args.course, args.assignment)
+            report = push(host, args.course, args.assignment)
         else:
-            report = retry(inst, args.course)
+            report = retry(host, args.course)
     except (GradesError, KeyError) as err:
         return _fail(str(err))
     for student, assignment, score in report.sent:

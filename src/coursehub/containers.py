@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
+from .environment import grader_env, person_env
 from .plan import (
     GRADER,
     INSTRUCTOR,
@@ -37,7 +38,6 @@ from .plan import (
     Plan,
     grader_server_args,
 )
-from .runas import account_env, server_env
 
 # Debian/Ubuntu's libnss-wrapper, found by the dynamic loader on any
 # architecture; the notebook images install it.
@@ -153,8 +153,7 @@ def grader_container(
         )
     _require_no_private(plan, mounts)
 
-    env = account_env(plan, account, nss_wrapper)
-    env.update(plan.grader_env(course_id))
+    env = grader_env(plan, course_id, nss_wrapper)
     port = urlsplit(g.url).port or CONTAINER_PORT
     command = ("jupyterhub-singleuser", *grader_server_args(g, "0.0.0.0", port))
     return ContainerSpec(
@@ -181,11 +180,6 @@ def planned_person(plan: Plan, name: str) -> Person:
             f"{name!r} is not in the site file; add them to 'people' (or 'admins') and render again"
         )
     return person
-
-
-def person_env(plan: Plan, name: str, nss_wrapper: str | None = NSS_WRAPPER) -> dict[str, str]:
-    """A person's server environment (no secrets), as on every target."""
-    return server_env(plan, plan.people[name], nss_wrapper)
 
 
 def _grader_names(plan: Plan) -> set[str]:

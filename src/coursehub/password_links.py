@@ -30,7 +30,6 @@ from urllib.parse import urlencode
 from .plan import Plan
 from .secrets import private_file
 
-LINKS_FILE = "password-links.sqlite"  # in the state folder
 SET_PASSWORD_PATH = "/coursehub/set-password"  # noqa: S105 - a URL path under /hub/
 MAX_FAILURES = 5  # wrong codes for one name before its link is locked
 DEFAULT_EXPIRY = 24 * 3600
@@ -38,15 +37,6 @@ MAX_EXPIRY = 30 * 24 * 3600
 
 # what check() and spend() answer
 OK, WRONG, EXPIRED, SPENT, LOCKED = "ok", "wrong", "expired", "spent", "locked"
-
-
-def links_file(plan: Plan) -> str:
-    return f"{plan.paths.state}/{LINKS_FILE}"
-
-
-def passwords_dbm(plan: Plan) -> str:
-    """The first-use authenticator's password database (bcrypt hashes by name)."""
-    return f"{plan.paths.state}/passwords.dbm"
 
 
 def needs_link(plan: Plan, name: str) -> bool:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .ids import GRADER_PORT_OFFSET, Ids, allocate
 from .names import grader_account
+from .paths import LAYOUTS, LOCAL, SYSTEM, Paths, gradebook_file, layout_paths, receipts_file
 from .sandbox import PROVISIONER_NAME, Limits, format_size
-from .site import LTI_TYPES, Site
+from .site import COURSES_PER_HOUR, FIRST_USE, LTI_TYPES, MAX_LAUNCH_COURSES, Site
+from .site import Auth as SiteAuth
 
 ROOT = 0
 # nbgrader's autograde steps, with coursehub's Execute (limits are graded, not lost)
@@ -35,17 +37,14 @@ SERVICE_NAME = "coursehub"  # the automation service coursehub itself uses
 LOAD_COURSES_SCOPE = "custom:coursehub:load-courses"
 LOAD_COURSES_PATH = "/coursehub/courses"  # under the hub's prefix (/hub/)
 
-# Where an installation's folders are. LOCAL: everything under one data folder
-# (the local target). SYSTEM: the POC's places under a root prefix ('/' on a
-# host), the same paths on the host and inside containers (bind mounts).
-LOCAL, SYSTEM = "local", "system"
-LAYOUTS = (LOCAL, SYSTEM)
 # SYSTEM runs each part in its own container on one network (the POC's names
 # and ports): the hub answers at jupyterhub:8081, the proxy's API at proxy:8001
 # and each course's grader service at {course}:8888.
 SYSTEM_HUB_HOST, SYSTEM_HUB_PORT = "jupyterhub", 8081
 SYSTEM_PROXY_HOST, SYSTEM_PROXY_API_PORT = "proxy", 8001
 SYSTEM_GRADER_PORT = 8888
+PROXY_ROUTES_PATH = "/api/routes"
+HUB_HEALTH_PATH = "hub/health"  # under the base URL
 
 # Environments a person's server can have, from the POC's extension table.
 STUDENT, INSTRUCTOR, STANDARD, GRADER = "student", "instructor", "standard", "grader"
@@ -153,28 +152,101 @@ class GraderService:
     instructors: tuple[str, ...]
     students: tuple[str, ...]
 
+    @property
+    def oauth_callback(self) -> str:
+        return f"{self.prefix}oauth_callback"
+
+    @property
+    def formgrader_url(self) -> str:
+        return formgrader_path(self.prefix)
+
+    @property
+    def health_url(self) -> str:
+        """Where the grader server answers when it is ready (its own API, no token)."""
+        return f"{self.url}{self.prefix}api"
+
+    @property
+    def gradebook(self) -> str:
+        return gradebook_file(self.course_root)
+
+    @property
+    def receipts(self) -> str:
+        return receipts_file(self.course_root)
+
+
+@dataclass(frozen=True)
+class PlanAuth:
+    """The site's auth section as the hub and the grade sender read it. No secret is
+    here: the LMS's key and secret, and shared passwords, live in the secrets folder."""
+
+    type: str
+    min_password_length: int = 8  # first-use
+    # LMS launches: the LTI 1.3 platform's registration
+    issuer: str = ""
+    client_id: str = ""
+    jwks_url: str = ""
+    authorize_url: str = ""
+    token_url: str = ""
+    contexts: dict[str, str] = field(default_factory=dict)  # LMS context id -> course id
+    deployment_ids: tuple[str, ...] = ()
+    # read by the hub at each launch (auth.course_creation)
+    courses_per_hour: int = COURSES_PER_HOUR
+    max_launch_courses: int = MAX_LAUNCH_COURSES
+    outcome_hosts: tuple[str, ...] | None = None  # LTI 1.1; None: any public https host
+    service_hosts: tuple[str, ...] = ()  # LTI 1.3, besides the registration's hosts
+
+    @property
+    def is_lti(self) -> bool:
+        return self.type in LTI_TYPES
+
+    def read_at_start(self) -> PlanAuth:
+        """What only a hub start takes in: the context -> course mapping and the
+        accepted deployments are read at every launch instead."""
+        return replace(self, contexts={}, deployment_ids=())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PlanAuth:
+        data = dict(data)
+        creation = data.pop("course_creation", None) or {}  # plan.json before PlanAuth
+        if "per_hour" in creation:
+            data["courses_per_hour"] = creation["per_hour"]
+        if "max_courses" in creation:
+            data["max_launch_courses"] = creation["max_courses"]
+        for key in ("deployment_ids", "service_hosts"):
+            data[key] = tuple(data.get(key) or ())
+        if data.get("outcome_hosts") is not None:
+            data["outcome_hosts"] = tuple(data["outcome_hosts"])
+        data["contexts"] = dict(data.get("contexts") or {})
+        return cls(**data)
+
+
+def plan_auth(a: SiteAuth) -> PlanAuth:
+    """The Plan's auth section from the site's (what the hub needs; no secret)."""
+    if a.type == FIRST_USE:
+        return PlanAuth(a.type, min_password_length=a.min_password_length)
+    if a.type not in LTI_TYPES:
+        return PlanAuth(a.type)
+    return PlanAuth(
+        a.type,
+        issuer=a.issuer or "",
+        client_id=a.client_id or "",
+        jwks_url=a.jwks_url or "",
+        authorize_url=a.authorize_url or "",
+        token_url=a.token_url or "",
+        contexts=dict(a.contexts),
+        deployment_ids=tuple(a.deployment_ids),
+        courses_per_hour=a.courses_per_hour,
+        max_launch_courses=a.max_launch_courses,
+        outcome_hosts=None if a.outcome_hosts is None else tuple(a.outcome_hosts),
+        service_hosts=tuple(a.service_hosts),
+    )
+
 
 @dataclass(frozen=True)
 class Ports:
     public: int
     proxy_api: int
     hub: int
-
-
-@dataclass(frozen=True)
-class Paths:
-    data_dir: str
-    secrets: str
-    state: str
-    logs: str
-    run: str
-    etc: str
-    homes: str
-    graders: str
-    exchange: str
-    jupyter_config: str  # JUPYTER_CONFIG_PATH for every server: nbgrader layer 1
-    passwd: str
-    group: str
 
 
 @dataclass(frozen=True)
@@ -193,7 +265,7 @@ class Plan:
     isolated: bool  # True: every account has its own uid (coursehub runs as root)
     ports: Ports
     paths: Paths
-    auth: dict[str, Any]
+    auth: PlanAuth
     admins: tuple[str, ...]
     people: dict[str, Person]
     courses: dict[str, GraderService]
@@ -224,6 +296,26 @@ class Plan:
     @property
     def hub_api_url(self) -> str:
         return f"{self.hub_url}hub/api"
+
+    @property
+    def proxy_api_url(self) -> str:
+        host = SYSTEM_PROXY_HOST if self.layout.kind == SYSTEM else "127.0.0.1"
+        return f"http://{host}:{self.ports.proxy_api}"
+
+    # Where each process says it is ready (the same on every target).
+    @property
+    def proxy_health_url(self) -> str:
+        """The proxy's routes: its API wants the token, so any answer means it listens."""
+        return f"{self.proxy_api_url}{PROXY_ROUTES_PATH}"
+
+    @property
+    def hub_health_url(self) -> str:
+        return f"{self.hub_url}{HUB_HEALTH_PATH}"
+
+    @property
+    def public_health_url(self) -> str:
+        """The hub's health through the proxy: both answer, and the proxy routes the hub."""
+        return f"{self.public_url}{HUB_HEALTH_PATH}"
 
     @property
     def load_courses_url(self) -> str:
@@ -258,12 +350,12 @@ class Plan:
         (not isolated, every server shares one uid: the file maps it to its name, as
         nbgrader files a submission under the name its uid resolves to).
         """
-        return f"{self.paths.etc}/nss/{account}.passwd"
+        return self.paths.nss_passwd(account)
 
     def group_file(self, account: str) -> str:
         """The group file of `account`'s servers: its own groups, with itself the only
         member of each (a group's member list would be the course's roster)."""
-        return f"{self.paths.etc}/nss/{account}.group"
+        return self.paths.nss_group(account)
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
@@ -279,7 +371,7 @@ class Plan:
             isolated=data["isolated"],
             ports=Ports(**data["ports"]),
             paths=Paths(**data["paths"]),
-            auth=data["auth"],
+            auth=PlanAuth.from_dict(data["auth"]),
             admins=tuple(data["admins"]),
             people={
                 n: Person(
@@ -328,7 +420,7 @@ class Plan:
             "JUPYTERHUB_HOST": "",
             "JUPYTERHUB_SERVICE_PREFIX": g.prefix,
             "JUPYTERHUB_SERVICE_URL": g.url,
-            "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{g.prefix}oauth_callback",
+            "JUPYTERHUB_OAUTH_CALLBACK_URL": g.oauth_callback,
             "JUPYTERHUB_OAUTH_ACCESS_SCOPES": json.dumps([f"access:services!service={course_id}"]),
             "JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES": json.dumps([]),
             "JUPYTER_CONFIG_DIR": g.config_dir,
@@ -337,6 +429,21 @@ class Plan:
             # run a student's notebook for nbgrader run in the grading sandbox
             "JUPYTER_DEFAULT_PROVISIONER_NAME": PROVISIONER_NAME,
         }
+
+
+def proxy_args(plan: Plan, *, ip: str, port: int, api_ip: str, hub_host: str) -> tuple[str, ...]:
+    """configurable-http-proxy's arguments (after its command), for every target: the
+    hub is its default target and its error page."""
+    hub = f"http://{hub_host}:{plan.ports.hub}"
+    return (
+        "--ip", ip,
+        "--port", str(port),
+        "--api-ip", api_ip,
+        "--api-port", str(plan.ports.proxy_api),
+        "--default-target", hub,
+        "--error-target", f"{hub}{plan.base_url}hub/error",
+        "--log-level", "warn",
+    )  # fmt: skip
 
 
 def grader_server_args(g: GraderService, ip: str, port: int) -> tuple[str, ...]:
@@ -349,6 +456,16 @@ def grader_server_args(g: GraderService, ip: str, port: int) -> tuple[str, ...]:
         # The formgrader shows inside this server's own Lab; allow framing by itself only.
         """--ServerApp.tornado_settings={"headers": {"Content-Security-Policy": "frame-ancestors 'self'"}}""",
     )
+
+
+def service_prefix(base_url: str, course_id: str) -> str:
+    """The URL prefix of a course's grader service (the hub's services/{course}/)."""
+    return f"{base_url}services/{course_id}/"
+
+
+def formgrader_path(prefix: str) -> str:
+    """The formgrader of the grader service at `prefix`."""
+    return f"{prefix}formgrader"
 
 
 def formgrade_group(course_id: str) -> str:
@@ -395,43 +512,6 @@ def page_config_json(settings: dict[str, Any]) -> str:
     """labconfig/page_config.json of one environment: the Lab plugins it must not load."""
     disabled = {p: True for p in settings["disabled_lab_plugins"]}
     return json.dumps({"disabledExtensions": disabled}, indent=2, sort_keys=True) + "\n"
-
-
-def layout_paths(data_dir: str, layout: str = LOCAL) -> Paths:
-    """Every place of an installation, for a data folder (LOCAL) or a root prefix (SYSTEM)."""
-    if layout == SYSTEM:
-        r = data_dir.rstrip("/")  # "/" becomes "", so paths read /srv/..., /etc/...
-        runtime = f"{r}/srv/jupyterhub"
-        return Paths(
-            data_dir=runtime,
-            secrets=f"{runtime}/secrets",
-            state=f"{runtime}/state",
-            logs=f"{r}/var/log/coursehub",
-            run=f"{runtime}/run",
-            etc=f"{r}/etc/jupyterhub",
-            # not /home/{name}: a person named like a host account must never get its home
-            homes=f"{runtime}/homes",
-            graders=f"{r}/home",
-            exchange=f"{r}/srv/nbgrader/exchange",
-            jupyter_config=f"{r}/etc/jupyterhub",
-            passwd=f"{r}/etc/jupyterhub/passwd",
-            group=f"{r}/etc/jupyterhub/group",
-        )
-    d = data_dir.rstrip("/")
-    return Paths(
-        data_dir=d,
-        secrets=f"{d}/secrets",
-        state=f"{d}/state",
-        logs=f"{d}/logs",
-        run=f"{d}/run",
-        etc=f"{d}/etc",
-        homes=f"{d}/homes",
-        graders=f"{d}/graders",
-        exchange=f"{d}/exchange",
-        jupyter_config=f"{d}/etc/jupyter",
-        passwd=f"{d}/etc/passwd",
-        group=f"{d}/etc/group",
-    )
 
 
 def _comment_text(text: str) -> str:
@@ -873,7 +953,7 @@ def derive(
         isolated=isolated,
         ports=ports,
         paths=paths,
-        auth=auth,
+        auth=plan_auth(site.auth),
         admins=site.admins,
         people=people,
         courses=courses,
@@ -886,11 +966,6 @@ def derive(
         autograde=site.autograde,
         layout=Layout(SYSTEM, data_dir.rstrip("/") or "/") if system else Layout(),
     )
-
-
-def plan_file_of(data_dir: str) -> str:
-    """Where an installation keeps its Plan (the local target's data folder)."""
-    return f"{data_dir.rstrip('/')}/state/plan.json"
 
 
 _plans: dict[str, tuple[float, Plan]] = {}

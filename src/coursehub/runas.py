@@ -15,7 +15,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from .plan import Account, Person, Plan
+from .plan import Account
 
 _NSS_WRAPPER_GLOBS = (
     "/usr/lib/*-linux-gnu/libnss_wrapper.so",
@@ -30,26 +30,6 @@ def find_nss_wrapper() -> str | None:
         if found:
             return found[0]
     return None
-
-
-def account_env(plan: Plan, account: Account, nss_wrapper: str | None) -> dict[str, str]:
-    """Variables every server of this account needs (no secrets)."""
-    env = {
-        "USER": account.name,
-        "LOGNAME": account.name,
-        "HOME": account.home,
-        "SHELL": "/bin/bash",
-        "COURSEHUB_DATA_DIR": plan.paths.data_dir,  # marks every process of this installation
-        "JUPYTERLAB_SETTINGS_DIR": f"{account.home}/.jupyter/lab/user-settings",
-        "JUPYTERLAB_WORKSPACES_DIR": f"{account.home}/.jupyter/lab/workspaces",
-    }
-    if nss_wrapper:
-        env.update(
-            LD_PRELOAD=nss_wrapper,
-            NSS_WRAPPER_PASSWD=plan.passwd_file(account.name),
-            NSS_WRAPPER_GROUP=plan.group_file(account.name),
-        )
-    return env
 
 
 def demote(account: Account | None, cwd: str | None = None) -> Callable[[], None]:
@@ -72,15 +52,6 @@ def demote(account: Account | None, cwd: str | None = None) -> Callable[[], None
             os.chdir(cwd)
 
     return preexec
-
-
-def server_env(plan: Plan, person: Person, nss_wrapper: str | None) -> dict[str, str]:
-    """A person's server environment (no secrets): their identity through nss_wrapper,
-    the Jupyter config of their environment and nbgrader layer 1."""
-    env = account_env(plan, person.account, nss_wrapper)
-    env["JUPYTER_CONFIG_DIR"] = person.config_dir
-    env["JUPYTER_CONFIG_PATH"] = plan.paths.jupyter_config
-    return env
 
 
 # Run as the account: makes the folders and writes each file without following a

@@ -19,8 +19,10 @@ import yaml
 from .names import course_id_problem, username_problem
 from .sandbox import Limits, format_size, parse_size
 
-AUTH_TYPES = ("first-use", "shared-password", "lti11", "lti13")
-LTI_TYPES = ("lti11", "lti13")
+# How people log in (auth.type), named once.
+FIRST_USE, SHARED_PASSWORD, LTI11, LTI13 = "first-use", "shared-password", "lti11", "lti13"
+AUTH_TYPES = (FIRST_USE, SHARED_PASSWORD, LTI11, LTI13)
+LTI_TYPES = (LTI11, LTI13)
 MIN_LTI_SECRET = 16
 MIN_USER_PASSWORD = 8
 MIN_ADMIN_PASSWORD = 32  # JupyterHub's own rule for shared admin passwords

@@ -28,7 +28,7 @@ from coursehub.lti.keys import (
 )
 from coursehub.lti.launch import Outcome, lti13_launch
 from coursehub.lti.outcomes import OutcomeError, OutcomeStore, Target
-from coursehub.plan import derive
+from coursehub.plan import PlanAuth, derive
 from coursehub.site import parse_site
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -137,13 +137,13 @@ def test_launch_from_claims(platform):
 def registration(platform):
     """The grade policy of a site registered with the tests' platform (its own hosts)."""
     return policy_for(
-        {
-            "type": "lti13",
-            "issuer": platform.issuer,
-            "jwks_url": platform.jwks_url,
-            "authorize_url": platform.authorize_url,
-            "token_url": platform.token_url,
-        }
+        PlanAuth(
+            "lti13",
+            issuer=platform.issuer,
+            jwks_url=platform.jwks_url,
+            authorize_url=platform.authorize_url,
+            token_url=platform.token_url,
+        )
     )
 
 

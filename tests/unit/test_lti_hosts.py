@@ -18,7 +18,7 @@ from coursehub.lti.grades import PushReport, _send
 from coursehub.lti.hosts import HostRefused, ServicePolicy, address_problem, policy_for
 from coursehub.lti.launch import Outcome
 from coursehub.lti.outcomes import OutcomeError, OutcomeStore, Target, send_lti11_score
-from coursehub.plan import derive
+from coursehub.plan import PlanAuth, derive
 from coursehub.site import SiteError, parse_site, site_to_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -42,7 +42,7 @@ def names(table: dict[str, list[str]]):
 def public(**table) -> ServicePolicy:
     """LTI 1.1 without auth.outcome_hosts: any public https host (names from `table`,
     else resolved for real)."""
-    return policy_for({"type": "lti11"}, **({"resolver": names(table)} if table else {}))
+    return policy_for(PlanAuth("lti11"), **({"resolver": names(table)} if table else {}))
 
 
 # -- addresses
@@ -140,7 +140,7 @@ def test_a_name_that_does_not_resolve_is_an_outcome_error_to_try_again():
 
 
 def listed(*hosts) -> ServicePolicy:
-    return policy_for({"type": "lti11", "outcome_hosts": list(hosts)}, resolver=names({}))
+    return policy_for(PlanAuth("lti11", outcome_hosts=tuple(hosts)), resolver=names({}))
 
 
 def test_listed_hosts_only_and_their_ports():
@@ -200,14 +200,14 @@ REGISTRATION = {
 
 
 def test_lti13_allows_the_registrations_hosts_with_their_ports():
-    policy = policy_for(REGISTRATION, resolver=names({}))
+    policy = policy_for(PlanAuth(**REGISTRATION), resolver=names({}))
     assert policy.problem("https://sso.canvaslms.com/api/lti/courses/1/line_items") is None
     assert policy.problem("https://canvas.instructure.com/x") is None
     refused = policy.problem("https://sso.canvaslms.com:8443/x")
     assert "is not a host that auth.service_hosts allows" in refused
     # Canvas's line items are on the school's own Canvas host: listed in service_hosts
     assert policy.problem("https://school.instructure.com/api/lti/courses/1/line_items")
-    school = policy_for({**REGISTRATION, "service_hosts": ["school.instructure.com"]})
+    school = policy_for(PlanAuth(**REGISTRATION, service_hosts=("school.instructure.com",)))
     assert school.problem("https://school.instructure.com/api/lti/courses/1/line_items") is None
     for url in ("https://127.0.0.1/", "http://169.254.169.254/", "https://10.0.0.1/"):
         assert school.problem(url) is not None
@@ -216,13 +216,13 @@ def test_lti13_allows_the_registrations_hosts_with_their_ports():
 def test_lti13_on_loopback_as_the_tests_register_it():
     base = "http://127.0.0.1:5555"
     policy = policy_for(
-        {
-            "type": "lti13",
-            "issuer": base,
-            "jwks_url": f"{base}/jwks",
-            "authorize_url": f"{base}/authorize",
-            "token_url": f"{base}/token",
-        }
+        PlanAuth(
+            "lti13",
+            issuer=base,
+            jwks_url=f"{base}/jwks",
+            authorize_url=f"{base}/authorize",
+            token_url=f"{base}/token",
+        )
     )
     assert policy.problem(f"{base}/ags/ctx/lineitems") is None
     assert policy.problem("http://127.0.0.1:6379/") is not None  # another port of loopback
@@ -284,7 +284,7 @@ def test_a_refused_outcome_url_is_never_posted_and_the_outbox_says_why(tmp_path)
         store = OutcomeStore(tmp_path / "outcomes.sqlite")
         t = Target("intro", "ana", "ps1", KEY, Outcome(lms.url, "src-ana"))
         store.remember("intro", "ana", "ps1", KEY, t.outcome)
-        policy = policy_for({"type": "lti11"})  # no list: 127.0.0.1 is not public
+        policy = policy_for(PlanAuth("lti11"))  # no list: 127.0.0.1 is not public
 
         def send(target, value, _maximum):
             send_lti11_score(target, value, KEY, SECRET, policy=policy)
@@ -297,7 +297,7 @@ def test_a_refused_outcome_url_is_never_posted_and_the_outbox_says_why(tmp_path)
         assert report.failed[0][3] == error
         assert lms.scores == {} and lms.refused == []
         # the operator lists the host: the next try goes
-        allowed = policy_for({"type": "lti11", "outcome_hosts": ["127.0.0.1"]})
+        allowed = policy_for(PlanAuth("lti11", outcome_hosts=("127.0.0.1",)))
         send_lti11_score(t, 0.5, KEY, SECRET, policy=allowed)
         assert lms.scores == {"src-ana": 0.5}
     finally:
@@ -333,7 +333,7 @@ def test_redirects_are_not_followed():
     inside = Listener()
     lms = Redirector(f"http://127.0.0.1:{inside.port}/admin")
     try:
-        policy = policy_for({"type": "lti11", "outcome_hosts": ["127.0.0.1"]})
+        policy = policy_for(PlanAuth("lti11", outcome_hosts=("127.0.0.1",)))
         t = Target("intro", "ana", "ps1", KEY, Outcome(lms.url, "src"))
         with pytest.raises(OutcomeError, match="HTTP 307"):
             send_lti11_score(t, 0.5, KEY, SECRET, policy=policy)
@@ -347,7 +347,7 @@ def test_ags_refuses_a_line_item_outside_the_registration():
     inside = Listener()
     try:
         token_url = f"http://127.0.0.1:{inside.port}/token"
-        policy = policy_for(REGISTRATION, resolver=names({}))
+        policy = policy_for(PlanAuth(**REGISTRATION), resolver=names({}))
         client = AgsClient("1000", token_url, new_rsa_pem(), policy=policy)
         elsewhere = Target(
             "intro", "ana", "ps1", "iss", Outcome("http://127.0.0.1:9/lineitems", "sub")
@@ -377,10 +377,10 @@ def test_outcome_hosts_in_the_site_and_the_plan():
     assert site.auth.outcome_hosts == ("lms.example.edu", "127.0.0.1", "[::1]:8000")
     assert parse_site(site_to_data(site)).auth == site.auth
     plan = derive(site, DATA_DIR, isolated=True)
-    assert plan.auth["outcome_hosts"] == ["lms.example.edu", "127.0.0.1", "[::1]:8000"]
+    assert plan.auth.outcome_hosts == ("lms.example.edu", "127.0.0.1", "[::1]:8000")
     unset = parse_site(lti11())
     assert unset.auth.outcome_hosts is None
-    assert "outcome_hosts" not in derive(unset, DATA_DIR, isolated=True).auth
+    assert derive(unset, DATA_DIR, isolated=True).auth.outcome_hosts is None
 
 
 @pytest.mark.parametrize(
@@ -415,4 +415,4 @@ def test_each_list_belongs_to_its_lti_version():
     assert problem == "auth.outcome_hosts: belongs to auth type 'lti11', not 'lti13'; remove it"
     ok = parse_site(two_course_data({**REGISTRATION, "service_hosts": ["school.instructure.com"]}))
     assert ok.auth.service_hosts == ("school.instructure.com",)
-    assert derive(ok, DATA_DIR, isolated=True).auth["service_hosts"] == ["school.instructure.com"]
+    assert derive(ok, DATA_DIR, isolated=True).auth.service_hosts == ("school.instructure.com",)

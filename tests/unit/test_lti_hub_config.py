@@ -16,7 +16,7 @@ from coursehub.lti.credentials import (
     lti11_credentials,
     store_lti_credentials,
 )
-from coursehub.plan import derive
+from coursehub.plan import PlanAuth, derive
 from coursehub.site import parse_site
 
 SECRET = "lms-shared-secret-0123456789abcdef"
@@ -38,14 +38,10 @@ def test_authenticator_from_the_hub_config(tmp_path, fake_secrets):
     assert auth.consumers == {"lms": SECRET}
     assert auth.username_key == "user_id"  # never a custom parameter
     assert auth.nonce_db == f"{DATA_DIR}/state/lti-nonces.sqlite"
-    assert auth.data_dir == DATA_DIR
     assert auth.plan_file == str(plan_file)
     assert auth.creations_db == f"{DATA_DIR}/state/lti-course-creations.sqlite"
-    assert plan.auth == {
-        "type": "lti11",
-        "contexts": {"c1": "algebra"},
-        "course_creation": {"per_hour": 10, "max_courses": 200},  # the defaults
-    }
+    assert plan.auth == PlanAuth("lti11", contexts={"c1": "algebra"})  # creation: the defaults
+    assert (plan.auth.courses_per_hour, plan.auth.max_launch_courses) == (10, 200)
     assert SECRET not in plan.to_json()
     # outside a launch, only the site file's people are allowed
     assert auth.check_allowed("sam")

@@ -9,7 +9,7 @@ import pytest
 from sites import DATA_DIR, two_course_data
 
 from coursehub.lti.limits import CourseCreations, CreationLimits, CreationRefused
-from coursehub.plan import derive
+from coursehub.plan import PlanAuth, derive
 from coursehub.site import SiteError, parse_site, site_to_data
 
 T0 = 1_800_000_000.0
@@ -97,8 +97,11 @@ def test_zero_turns_creation_from_launches_off(tmp_path, limits):
 
 
 def test_the_limits_from_the_plan_with_defaults():
-    assert CreationLimits.of({"type": "lti11"}) == CreationLimits(10, 200)
-    assert CreationLimits.of({"course_creation": {"per_hour": 3}}) == CreationLimits(3, 200)
+    assert CreationLimits.of(PlanAuth("lti11")) == CreationLimits(10, 200)
+    assert CreationLimits.of(PlanAuth("lti11", courses_per_hour=3)) == CreationLimits(3, 200)
+    # a plan.json written before the typed auth section reads the same
+    old = PlanAuth.from_dict({"type": "lti11", "course_creation": {"per_hour": 3}})
+    assert CreationLimits.of(old) == CreationLimits(3, 200)
 
 
 # -- the site file
@@ -119,7 +122,7 @@ def test_course_creation_in_the_site_and_the_plan():
     assert (site.auth.courses_per_hour, site.auth.max_launch_courses) == (3, 40)
     assert parse_site(site_to_data(site)).auth == site.auth
     plan = derive(site, DATA_DIR, isolated=True)
-    assert plan.auth["course_creation"] == {"per_hour": 3, "max_courses": 40}
+    assert (plan.auth.courses_per_hour, plan.auth.max_launch_courses) == (3, 40)
     default = parse_site(lti11())
     assert (default.auth.courses_per_hour, default.auth.max_launch_courses) == (10, 200)
     assert "course_creation" not in site_to_data(default)["auth"]  # defaults are not written

@@ -23,13 +23,14 @@ from coursehub.lti.outcomes import (
     replace_result_xml,
     send_lti11_score,
 )
+from coursehub.plan import PlanAuth
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ltiplatform import OutcomeService  # noqa: E402
 
 KEY, SECRET = "lms", "outcome-secret-0123456789"
 # the tests' LMS is on loopback: listed, as a site file lists it (auth.outcome_hosts)
-LOOPBACK = policy_for({"type": "lti11", "outcome_hosts": ["127.0.0.1"]})
+LOOPBACK = policy_for(PlanAuth("lti11", outcome_hosts=("127.0.0.1",)))
 
 
 @pytest.fixture

@@ -66,7 +66,7 @@ def fake_config(text: str):
 
     c = Config()
     calls: list[tuple] = []
-    namespace = {"get_config": lambda: c, "c": c}
+    namespace = {"get_config": lambda: c, "c": c, "load_subconfig": lambda *a: None}
     tree = ast.parse(text)  # a syntax error is an injection that broke the file
     imports = [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
     for node in imports:  # the hub config imports `configure`: record its call instead
@@ -186,8 +186,8 @@ def test_passwd_and_group_files_have_one_line_per_account():
 
 @pytest.mark.parametrize("path", ["/srv/x'y\"z/state/plan.json", "/srv/a\nimport os/plan.json"])
 def test_jupyterhub_config_py_passes_paths_as_values(path):
-    _, calls = fake_config(local_hub_config_py(path, "/opt/env'\"\n"))
-    assert calls == [(calls[0][0], path, "/opt/env'\"\n")]
+    _, calls = fake_config(local_hub_config_py(path, "/opt/env'\"\n", path + ".d"))
+    assert calls == [(calls[0][0], path, "/opt/env'\"\n"), (calls[1][0], path + ".d")]
 
 
 # --- LMS launches: ids, labels and titles ------------------------------------------------

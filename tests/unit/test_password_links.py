@@ -22,11 +22,9 @@ from coursehub.password_links import (
     WRONG,
     LinkStore,
     link_url,
-    links_file,
     names_set_by_link,
     needs_link,
     parse_duration,
-    passwords_dbm,
     role_of,
 )
 from coursehub.plan import Plan, derive
@@ -182,9 +180,9 @@ def authenticator(tmp_path):
     plan_file.write_text(plan.to_json())
     c = Config()
     c.Authenticator.plan_file = str(plan_file)
-    c.FirstUseAuthenticator.dbm_path = passwords_dbm(plan)
+    c.FirstUseAuthenticator.dbm_path = plan.paths.passwords_dbm
     c.FirstUseAuthenticator.min_password_length = 10
-    c.CourseFirstUseAuthenticator.password_links_file = links_file(plan)
+    c.CourseFirstUseAuthenticator.password_links_file = plan.paths.password_links
     return CourseFirstUseAuthenticator(config=c)
 
 
@@ -278,13 +276,13 @@ def test_doctor_ignores_other_auth_types(tmp_path):
 
 def test_doctor_names_an_instructor_whose_password_a_first_login_set(tmp_path):
     plan = local_plan(tmp_path)
-    with dbm.open(passwords_dbm(plan), "c", 0o600) as db:
+    with dbm.open(plan.paths.passwords_dbm, "c", 0o600) as db:
         db["ines"] = b"$2b$12$bcrypt-hash-of-a-first-login"
         db["sam"] = b"$2b$12$bcrypt-hash-of-a-student"
     [p] = check_first_use(ctx_of(plan))
     assert "ines is an admin or instructor whose password was set by a first login" in p.what
     assert p.fix.startswith(f"coursehub password-link ines --data-dir {plan.paths.data_dir}")
-    LinkStore(links_file(plan)).mark_set("ines")
+    LinkStore(plan.paths.password_links).mark_set("ines")
     assert check_first_use(ctx_of(plan)) == []
 
 

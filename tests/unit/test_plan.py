@@ -12,7 +12,7 @@ from sites import ADMIN_PASSWORD, DATA_DIR, HUB_PORT, USER_PASSWORD, shared_pass
 from sites import two_course_data as sample_data
 
 from coursehub.ids import COURSE_GID_BASE, GRADER_UID_BASE, PERSON_UID_BASE
-from coursehub.plan import Plan, derive, server_config_json
+from coursehub.plan import Plan, PlanAuth, derive, server_config_json
 from coursehub.site import parse_site
 
 COURSES = ("algebra", "biology")
@@ -480,7 +480,7 @@ def test_plan_json_holds_no_shared_password():
     text = plan.to_json()
     assert USER_PASSWORD not in text
     assert ADMIN_PASSWORD not in text
-    assert plan.auth == {"type": "shared-password"}
+    assert plan.auth == PlanAuth("shared-password")
 
 
 def test_no_environment_asks_about_news_or_checks_for_updates(plan):

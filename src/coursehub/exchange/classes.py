@@ -28,6 +28,7 @@ from nbgrader.exchange.default import (
 from nbgrader.utils import get_username
 from traitlets import Float, Integer, Unicode
 
+from ..paths import receipts_file
 from . import (
     FEEDBACK_TREE,
     SUBMISSION_DIR_MODE,
@@ -40,7 +41,6 @@ from .receipts import (
     ReceiptBook,
     judge,
     parse_name,
-    receipts_path,
     student_uid,
     submission_names,
 )
@@ -270,11 +270,11 @@ class CourseCollect(_PreparedRoot, ExchangeCollect):
     receipts_file = Unicode(
         "",
         help="""coursehub's receipts of the course's submissions (SQLite, written by the
-        grader account only). Default: submission_receipts.sqlite beside the gradebook.""",
+        grader account only). Default: coursehub's receipts file beside the gradebook.""",
     ).tag(config=True)
 
     def _receipts_file(self) -> str:
-        return self.receipts_file or receipts_path(self.coursedir.root)
+        return self.receipts_file or receipts_file(self.coursedir.root)
 
     def _limits(self) -> Limits:
         cd = self.coursedir

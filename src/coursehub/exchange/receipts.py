@@ -45,8 +45,6 @@ from dataclasses import astuple, dataclass, replace
 
 from .safetree import Limits, Refused, name_problem, open_dir, walk
 
-RECEIPTS_FILE = "submission_receipts.sqlite"  # beside the course's gradebook
-
 _NAME = re.compile(
     r"^(?P<student>[^+]+)\+(?P<assignment>[^+]+)\+(?P<timestamp>[^+]+)(?:\+(?P<random>[A-Za-z0-9_=-]+))?$"
 )
@@ -62,10 +60,6 @@ SCAN_LIMITS = Limits(
     ignore=(".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"),
     include=("*",),
 )
-
-
-def receipts_path(course_root: str) -> str:
-    return os.path.join(course_root, RECEIPTS_FILE)
 
 
 class BadName(ValueError):

@@ -32,6 +32,7 @@ from jupyter_client.provisioning import LocalProvisioner
 from traitlets import Integer, List, Unicode
 
 from .. import sandbox
+from ..paths import GRADEBOOK
 
 NAME = sandbox.PROVISIONER_NAME
 STARTUP_TIMEOUT = 60  # seconds for a grading kernel to listen
@@ -300,9 +301,7 @@ def _not_a_submission(folder: str) -> str | None:
     holds more than a notebook's own files (validate run on a notebook outside a folder of
     its own, in the course folder or the grader's home)."""
     home = os.path.realpath(os.path.expanduser("~"))
-    course_root = all(
-        os.path.lexists(os.path.join(folder, name)) for name in ("gradebook.db", "source")
-    )
+    course_root = all(os.path.lexists(os.path.join(folder, name)) for name in (GRADEBOOK, "source"))
     if folder in (home, "/") or course_root or os.path.isdir(os.path.join(folder, ".jupyter")):
         return (
             f"{folder} holds more than one submission's files: grade or validate a notebook "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dbm
+import os
 import secrets
 import tempfile
 from collections.abc import Iterable
@@ -24,8 +25,8 @@ from ..password_links import LinkStore, needs_link
 from ..plan import Plan
 from .live import live_handlers
 from .pages import page_handlers, with_page_policy
+from .planned import PlanReader
 from .set_password import set_password_handlers
-from .spawner import load_plan
 
 # What an admin or instructor sees when no link set their password (nobody may claim it).
 LINK_REQUIRED = (
@@ -35,7 +36,7 @@ LINK_REQUIRED = (
 )
 
 
-class _SiteOnly(Authenticator):
+class _SiteOnly(PlanReader, Authenticator):
     """Only the site file's people may log in; names outside it are refused
     before anything about them is stored."""
 
@@ -43,14 +44,9 @@ class _SiteOnly(Authenticator):
         help="Everyone the site file allows to log in (admins and people), at hub start.",
     ).tag(config=True)
 
-    plan_file = Unicode(
-        help="""The Plan written by coursehub. When set, who may log in is read from it
-        on every login, so people added while the hub runs can log in at once.""",
-    ).tag(config=True)
-
     def _people(self) -> set[str]:
         if self.plan_file:
-            return set(load_plan(self.plan_file).people)
+            return set(self.plan.people)
         return set(self.site_people)
 
     def check_allowed(self, username, authentication=None):
@@ -96,7 +92,7 @@ class CourseFirstUseAuthenticator(_SiteOnly, FirstUseAuthenticator):
 
     def _needs_link(self, name: str) -> bool:
         if self.plan_file:  # read at every login: someone made an instructor counts at once
-            plan = load_plan(self.plan_file)
+            plan = self.plan
             return name in plan.people and needs_link(plan, name)
         return name in self.admin_users  # without a Plan only the admins are known
 
@@ -137,6 +133,7 @@ def claimable_by_first_login(plan: Plan, names: Iterable[str]) -> list[str]:
     """Which of `names` a stranger's first login would claim, with the authenticator and
     configuration the hub gets for `plan` (doctor's guard against a regression), tried
     on a scratch password database: nothing of the installation is read or written."""
+    from ..paths import layout_paths
     from ..secrets import secret_names
     from .config import hub_config
 
@@ -144,12 +141,13 @@ def claimable_by_first_login(plan: Plan, names: Iterable[str]) -> list[str]:
     if not names:
         return []
     with tempfile.TemporaryDirectory(prefix="coursehub-claim-") as scratch:
-        plan_file = Path(scratch, "plan.json")
-        plan_file.write_text(plan.to_json())
+        where = layout_paths(scratch)
+        os.mkdir(where.state, 0o700)
+        Path(where.plan_file).write_text(plan.to_json())
         fake = {n: "00" * 32 for n in secret_names(list(plan.courses))}  # not used to log in
-        c = hub_config(plan, str(plan_file), fake, user_env="")
-        c.FirstUseAuthenticator.dbm_path = f"{scratch}/passwords.dbm"
-        c.CourseFirstUseAuthenticator.password_links_file = f"{scratch}/links.sqlite"
+        c = hub_config(plan, where.plan_file, fake, user_env="")
+        c.FirstUseAuthenticator.dbm_path = where.passwords_dbm
+        c.CourseFirstUseAuthenticator.password_links_file = where.password_links
         module, _, cls = c.JupyterHub.authenticator_class.rpartition(".")
         authenticator = getattr(import_module(module), cls)(config=c)
         password = secrets.token_urlsafe(48)  # longer than any minimum length
@@ -159,7 +157,7 @@ def claimable_by_first_login(plan: Plan, names: Iterable[str]) -> list[str]:
             got = asyncio.run(
                 authenticator.authenticate(handler, {"username": name, "password": password})
             )
-            with dbm.open(f"{scratch}/passwords.dbm", "c", 0o600) as db:
+            with dbm.open(where.passwords_dbm, "c", 0o600) as db:
                 stored = name.encode("utf8") in db
             if got or stored:
                 claimed.append(name)

@@ -23,9 +23,9 @@ from ..containers import (
     planned_person,
 )
 from ..folders import make_home
-from ..plan import Person, Plan
+from ..plan import Person
 from ..workspaces import person_landing_url
-from .spawner import load_plan
+from .planned import PlanReader
 
 
 def plan_server_token_scopes(spawner: CourseDockerSpawner) -> list[str]:
@@ -47,7 +47,7 @@ def _on_top(configured: Any, ours: dict[str, Any]):
     return merged
 
 
-class CourseDockerSpawner(DockerSpawner):
+class CourseDockerSpawner(PlanReader, DockerSpawner):
     """Spawn a person's server in a Docker container, from the Plan.
 
     - image by the person's environment (``images``: ``student``,
@@ -71,10 +71,6 @@ class CourseDockerSpawner(DockerSpawner):
     ``mounts``, ``extra_create_kwargs`` and ``extra_host_config`` are added to,
     never replace, what the Plan decides.
     """
-
-    plan_file = Unicode(
-        help="Path of the Plan (plan.json) written by 'coursehub render compose'.",
-    ).tag(config=True)
 
     images = Dict(
         key_trait=Unicode(),
@@ -129,10 +125,6 @@ class CourseDockerSpawner(DockerSpawner):
         self._configured_mounts = list(self.mounts)
         self._configured_create_kwargs = self.extra_create_kwargs
         self._configured_host_config = self.extra_host_config
-
-    @property
-    def plan(self) -> Plan:
-        return load_plan(self.plan_file)
 
     @property
     def person(self) -> Person:

@@ -27,7 +27,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ..plan import INSTRUCTOR, LOCAL, STUDENT, Plan, load_plan
+from ..hosting import Check, InstallationHealth, host_for  # noqa: F401 - Check: for the pages
+from ..plan import INSTRUCTOR, STUDENT, Plan, load_plan
 
 TEMPLATES = str(Path(__file__).parent / "templates")  # c.JupyterHub.template_paths
 
@@ -38,11 +39,6 @@ MAX_SECRET_BYTES = 1024  # nbgrader's submission secret is 128 hex digits
 RELEASED, FETCHED, SUBMITTED, FEEDBACK = "released", "fetched", "submitted", "feedback available"
 
 _NOFOLLOW_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def formgrader_url(plan: Plan, course_id: str) -> str:
-    """The formgrader of a course, in its grader service (where LTI lands instructors too)."""
-    return f"{plan.courses[course_id].prefix}formgrader"
 
 
 # Reading folders others control.
@@ -247,7 +243,7 @@ def courses_of(plan: Plan, name: str) -> list[CourseView]:
     for cid, g in plan.courses.items():
         role = person.courses.get(cid)
         if role == INSTRUCTOR:
-            views.append(CourseView(cid, g.title, role, formgrader=formgrader_url(plan, cid)))
+            views.append(CourseView(cid, g.title, role, formgrader=g.formgrader_url))
         elif role == STUDENT:
             views.append(CourseView(cid, g.title, role))
     return views
@@ -270,38 +266,10 @@ def installation_courses(plan: Plan) -> list[CourseSummary]:
     ]
 
 
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    url: str
-
-
-@dataclass(frozen=True)
-class InstallationHealth:
-    available: bool  # False: not a local installation (a Docker host has no supervisor here)
-    running: bool = False  # the supervisor
-    pid: int | None = None
-    checks: tuple[Check, ...] = ()
-
-    @property
-    def healthy(self) -> bool:
-        return self.running and all(c.ok for c in self.checks)
-
-
 def installation_health(plan: Plan) -> InstallationHealth:
-    """What `coursehub status` knows of a local installation: its supervisor and each
-    process's health (the same functions status calls). Blocking: HTTP to each process."""
-    if plan.layout.kind != LOCAL:
-        return InstallationHealth(available=False)
-    from ..targets.local.runtime import Installation, health
-
-    inst = Installation(plan.paths.data_dir)
-    pid = inst.supervisor_pid()
-    if not pid:
-        return InstallationHealth(available=True)
-    checks = tuple(Check(h.name, h.ok, h.url) for h in health(inst))
-    return InstallationHealth(True, True, pid if pid > 0 else None, checks)
+    """What `coursehub status` knows of the installation, from its target (the same
+    functions status calls). Blocking: HTTP to each process."""
+    return host_for(plan).health()
 
 
 class HomePage:

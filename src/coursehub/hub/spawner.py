@@ -15,20 +15,18 @@ from subprocess import STDOUT
 from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Unicode, default
 
+from ..environment import person_env
 from ..folders import make_home
-from ..plan import Plan, load_plan
-from ..runas import demote, find_nss_wrapper, server_env
+from ..plan import load_plan  # noqa: F401 - hub code imports it from here
+from ..runas import demote, find_nss_wrapper
 from ..workspaces import person_landing_url
+from .planned import PlanReader
 
 
-class CourseLocalSpawner(LocalProcessSpawner):
+class CourseLocalSpawner(PlanReader, LocalProcessSpawner):
     """Spawn a person's server as their own uid, in their role's environment."""
 
     _starting = 0  # servers of this hub waiting to listen (see _listening)
-
-    plan_file = Unicode(
-        help="Path of the Plan (plan.json) written by 'coursehub up'.",
-    ).tag(config=True)
 
     python_env = Unicode(
         help="""Python environment the servers run from (has jupyterhub-singleuser,
@@ -38,14 +36,6 @@ class CourseLocalSpawner(LocalProcessSpawner):
     nss_wrapper = Unicode(
         help="Path of libnss_wrapper.so, so that a uid with no account resolves to its name.",
     ).tag(config=True)
-
-    log_dir = Unicode(
-        help="Folder for each server's log (coursehub's own, not readable by the person).",
-    ).tag(config=True)
-
-    @property
-    def plan(self) -> Plan:
-        return load_plan(self.plan_file)
 
     @default("default_url")
     def _default_default_url(self):
@@ -67,10 +57,9 @@ class CourseLocalSpawner(LocalProcessSpawner):
         return demote(account, cwd=plan.people[name].account.home)
 
     def user_env(self, env):  # noqa: D102 - LocalProcessSpawner hook, no passwd lookup
-        plan = self.plan
         person = self._person()
-        env.update(server_env(plan, person, self.nss_wrapper or find_nss_wrapper()))
-        env["PATH"] = f"{self.user_env_bin}:/usr/local/bin:/usr/bin:/bin"
+        nss = self.nss_wrapper or find_nss_wrapper()
+        env.update(person_env(self.plan, person.name, nss, self.user_env_bin))
         env.pop("VIRTUAL_ENV", None)
         env.pop("PYTHONPATH", None)
         return env
@@ -84,17 +73,16 @@ class CourseLocalSpawner(LocalProcessSpawner):
         home = make_home(self.plan, person.name)
         self.notebook_dir = home
         self.cmd = [os.path.join(self.user_env_bin, "jupyterhub-singleuser")]
-        log = None
-        if self.log_dir:
-            os.makedirs(self.log_dir, mode=0o700, exist_ok=True)
-            log = open(os.path.join(self.log_dir, f"{person.name}.log"), "ab")  # noqa: SIM115
-            os.chmod(log.name, 0o600)
-            self.popen_kwargs = {**self.popen_kwargs, "stdout": log, "stderr": STDOUT}
+        # each server's log is coursehub's own: the person cannot read it
+        paths = self.plan.paths
+        os.makedirs(paths.server_logs, mode=0o700, exist_ok=True)
+        log = open(paths.server_log(person.name), "ab")  # noqa: SIM115 - closed below
+        os.chmod(log.name, 0o600)
+        self.popen_kwargs = {**self.popen_kwargs, "stdout": log, "stderr": STDOUT}
         try:
             ip, port = await super().start()
         finally:
-            if log is not None:
-                log.close()
+            log.close()
         await self._listening(ip, port)
         return ip, port
 

@@ -16,10 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..hosting import Host
+from ..paths import gradebook_url
+from ..plan import Plan
+from ..site import LTI11, LTI13
 from .credentials import load_lti_credentials
 from .outcomes import OutcomeError, OutcomeStore, Target, send_lti11_score
 
-OUTCOMES_DB = "lti-outcomes.sqlite"
 ATTEMPTS = 3  # within one push, before a score waits in the outbox
 
 # A submission's score is final for the LMS once autograde has scored every autogradable
@@ -80,28 +83,23 @@ class PushReport:
     no_launch: list[str] = field(default_factory=list)  # graded, but never launched the link
 
 
-def outcomes_store(data_dir: str) -> OutcomeStore:
-    return OutcomeStore(Path(data_dir, "state", OUTCOMES_DB))
+def outcomes_store(plan: Plan) -> OutcomeStore:
+    return OutcomeStore(plan.paths.lti_outcomes)
 
 
-def gradebook_scores(inst, course_id: str, assignment: str) -> dict[str, tuple[float, float]]:
+def _read(host: Host, course_id: str, script: str, *args: str):
+    """What a gradebook script printed last (JSON), run as the course's grader."""
+    root = host.plan().courses[course_id].course_root
+    try:
+        out = host.read_gradebook(course_id, script, [gradebook_url(root), course_id, *args])
+    except RuntimeError as err:
+        raise GradesError(str(err)) from None
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def gradebook_scores(host: Host, course_id: str, assignment: str) -> dict[str, tuple[float, float]]:
     """{student: (score, max score)} of an assignment, read as the course's grader."""
-    from ..targets.local.runtime import run_as_grader
-
-    plan = inst.plan()
-    root = plan.courses[course_id].course_root
-    python = os.path.join(inst.runtime()["user_env"], "bin", "python")
-    proc = run_as_grader(
-        inst,
-        course_id,
-        [python, "-c", _READ_SCORES, f"sqlite:///{root}/gradebook.db", course_id, assignment],
-        capture=True,
-    )
-    if proc.returncode != 0:
-        raise GradesError(
-            f"could not read the gradebook of {course_id}: {proc.stderr.strip()[-400:]}"
-        )
-    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    found = _read(host, course_id, _READ_SCORES, assignment)
     if found is None:
         raise GradesError(f"{course_id} has no assignment {assignment!r} in its gradebook")
     return {s: (float(v[0]), float(v[1])) for s, v in found.items()}
@@ -121,26 +119,26 @@ def sender_for(plan) -> Sender:
     """How this installation's scores reach its LMS (by its auth type)."""
     from .hosts import policy_for
 
-    kind = plan.auth["type"]
+    kind = plan.auth.type
     policy = policy_for(plan.auth)  # where the launches' URLs may point
-    if kind == "lti11":
+    if kind == LTI11:
         creds = load_lti_credentials(plan.paths.secrets)
         key, secret = creds["consumer_key"], creds["shared_secret"]
         return lambda target, value, _maximum: send_lti11_score(
             target, value, key, secret, policy=policy
         )
-    if kind == "lti13":
+    if kind == LTI13:
         from .ags import AgsClient
         from .keys import load_tool_key
 
-        token_url = plan.auth.get("token_url")
+        token_url = plan.auth.token_url
         if not token_url:
             raise GradesError(
                 "auth.token_url: needed to send grades with LTI 1.3 (Assignment and Grade "
                 "Services); copy the LMS's access token URL into the site file"
             )
         client = AgsClient(
-            plan.auth["client_id"], token_url, load_tool_key(plan.paths.secrets), policy=policy
+            plan.auth.client_id, token_url, load_tool_key(plan.paths.secrets), policy=policy
         )
         return client.send
     raise GradesError(
@@ -183,18 +181,18 @@ def _check_course(plan, course_id: str) -> None:
         raise GradesError(f"no course {course_id!r} in this installation (courses: {known})")
 
 
-def push(inst, course_id: str, assignment: str, send: Sender | None = None) -> PushReport:
+def push(host: Host, course_id: str, assignment: str, send: Sender | None = None) -> PushReport:
     """Send every graded submission of `assignment` whose student launched its LMS link,
     after retrying what waits in the course's outbox."""
-    plan = inst.plan()
+    plan = host.plan()
     _check_course(plan, course_id)
     send = send or sender_for(plan)
-    store = outcomes_store(inst.data_dir)
+    store = outcomes_store(plan)
     report = PushReport()
-    retry(inst, course_id, send, report, skip=assignment)
+    retry(host, course_id, send, report, skip=assignment)
     targets = store.targets(course_id, assignment)
     for student, (score, max_score) in sorted(
-        gradebook_scores(inst, course_id, assignment).items()
+        gradebook_scores(host, course_id, assignment).items()
     ):
         target = targets.get(student)
         if target is None:
@@ -205,7 +203,7 @@ def push(inst, course_id: str, assignment: str, send: Sender | None = None) -> P
 
 
 def retry(
-    inst,
+    host: Host,
     course_id: str | None = None,
     send: Sender | None = None,
     report: PushReport | None = None,
@@ -213,11 +211,12 @@ def retry(
 ) -> PushReport:
     """Send again what waits in the outbox (of one course, or of all)."""
     report = report or PushReport()
-    store = outcomes_store(inst.data_dir)
+    plan = host.plan()
+    store = outcomes_store(plan)
     waiting = store.pending(course_id)
     if not waiting:
         return report
-    send = send or sender_for(inst.plan())
+    send = send or sender_for(plan)
     for course, student, assignment, score, _attempts, _error in waiting:
         if assignment == skip:
             continue  # pushed now with its current score
@@ -262,39 +261,20 @@ def changed_scores(
     return out
 
 
-def all_gradebook_scores(inst, course_id: str) -> dict[str, dict[str, tuple[float, float]]]:
+def all_gradebook_scores(host: Host, course_id: str) -> dict[str, dict[str, tuple[float, float]]]:
     """{assignment: {student: (score, max score)}} of a course, read as its grader."""
-    from ..targets.local.runtime import run_as_grader
-
-    plan = inst.plan()
-    root = plan.courses[course_id].course_root
-    if not Path(root, "gradebook.db").exists():
+    if not os.path.exists(host.plan().courses[course_id].gradebook):
         return {}
-    python = os.path.join(inst.runtime()["user_env"], "bin", "python")
-    proc = run_as_grader(
-        inst,
-        course_id,
-        [python, "-c", _READ_ALL_SCORES, f"sqlite:///{root}/gradebook.db", course_id],
-        capture=True,
-    )
-    if proc.returncode != 0:
-        raise GradesError(
-            f"could not read the gradebook of {course_id}: {proc.stderr.strip()[-400:]}"
-        )
-    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    found = _read(host, course_id, _READ_ALL_SCORES)
     return {
         a: {s: (float(v[0]), float(v[1])) for s, v in scores.items()} for a, scores in found.items()
     }
 
 
-def _stamp(inst, course_id: str) -> tuple[int, ...] | None:
+def _stamp(plan: Plan, course_id: str) -> tuple[int, ...] | None:
     """When the course's gradebook and the launches' targets last changed: while neither
     does, reading the gradebook again (as the grader) is skipped."""
-    plan = inst.plan()
-    paths = (
-        Path(plan.courses[course_id].course_root, "gradebook.db"),
-        Path(inst.data_dir, "state", OUTCOMES_DB),
-    )
+    paths = (Path(plan.courses[course_id].gradebook), Path(plan.paths.lti_outcomes))
     try:
         return tuple(p.stat().st_mtime_ns for p in paths)
     except OSError:
@@ -307,7 +287,7 @@ GRADEBOOK_SETTLE = 5.0
 
 
 def auto_push(
-    inst, now: float | None = None, send: Sender | None = None, seen: dict | None = None
+    host: Host, now: float | None = None, send: Sender | None = None, seen: dict | None = None
 ) -> PushReport:
     """One round of the automatic push: new or changed autograded scores of every
     assignment that students opened from the LMS, then the outbox's scores whose
@@ -316,10 +296,10 @@ def auto_push(
 
     now = time.time() if now is None else now
     report = PushReport()
-    plan = inst.plan()
-    if plan.auth["type"] not in ("lti11", "lti13"):
+    plan = host.plan()
+    if not plan.auth.is_lti:
         return report
-    store = outcomes_store(inst.data_dir)
+    store = outcomes_store(plan)
     linked = store.linked()
     outbox = store.waiting()
     if not linked and not outbox:
@@ -329,12 +309,12 @@ def auto_push(
     for course_id, assignments in linked.items():
         if course_id not in plan.courses:
             continue
-        stamp = _stamp(inst, course_id)
+        stamp = _stamp(plan, course_id)
         if seen is not None and stamp is not None and seen.get(course_id) == stamp:
             continue
         if stamp is not None and time.time() - stamp[0] / 1e9 < GRADEBOOK_SETTLE:
             continue  # being written: next round
-        gradebook = all_gradebook_scores(inst, course_id)
+        gradebook = all_gradebook_scores(host, course_id)
         targets = {a: store.targets(course_id, a) for a in assignments}
         for target, value, maximum in changed_scores(
             gradebook,
@@ -359,11 +339,11 @@ class AutoPush:
     """The supervisor's periodic grade push, in a thread of its own so that a slow LMS
     never holds up the supervision of the hub and the grader servers."""
 
-    def __init__(self, inst, every: float = 15.0, log=None):
+    def __init__(self, host: Host, every: float = 15.0, log=None):
         import logging
         import threading
 
-        self.inst = inst
+        self.host = host
         self.every = every
         self.log = log or logging.getLogger("coursehub.grades")
         self._next = 0.0
@@ -383,7 +363,7 @@ class AutoPush:
 
     def _round(self) -> None:
         try:
-            report = auto_push(self.inst, seen=self._seen)
+            report = auto_push(self.host, seen=self._seen)
         except Exception as err:  # noqa: BLE001 - reported, tried again next round
             self.log.warning("automatic grade push: %s", err)
             return

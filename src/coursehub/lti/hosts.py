@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..site import split_host_entry
+from ..plan import PlanAuth
+from ..site import LTI13, split_host_entry
 from .outcomes import OutcomeError
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")  # as the site file's rule for lti13 URLs
@@ -175,22 +176,22 @@ class ServicePolicy:
         return s
 
 
-def policy_for(auth: Mapping[str, Any], resolver: Resolver = resolve) -> ServicePolicy:
+def policy_for(auth: PlanAuth, resolver: Resolver = resolve) -> ServicePolicy:
     """The policy of an installation's auth settings (the Plan's auth section)."""
     from urllib.parse import urlsplit
 
-    if auth.get("type") == "lti13":
+    if auth.type == LTI13:
         hosts: set[tuple[str, int | None]] = set()
         for key in REGISTRATION_URLS:
-            url = auth.get(key)
-            if isinstance(url, str) and url:
+            url = getattr(auth, key)
+            if url:
                 parts = urlsplit(url)
                 if parts.hostname:
                     port = parts.port or DEFAULT_PORTS.get(parts.scheme, 443)
                     hosts.add((_host_of(parts.hostname), port))
-        hosts |= set(_entries(auth.get("service_hosts") or ()))
+        hosts |= set(_entries(auth.service_hosts))
         return ServicePolicy(frozenset(hosts), False, "auth.service_hosts", resolver)
-    listed = auth.get("outcome_hosts")
+    listed = auth.outcome_hosts
     if listed is None:
         return ServicePolicy(frozenset(), True, "auth.outcome_hosts", resolver)
     return ServicePolicy(frozenset(_entries(listed)), False, "auth.outcome_hosts", resolver)

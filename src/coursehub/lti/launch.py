@@ -177,9 +177,10 @@ def apply_to_site(data: Any, decision: Decision) -> None:
 def landing_path(base_url: str, decision: Decision) -> str:
     """Where the launch ends: instructors in the course's formgrader, students in their
     own server's Lab (started first if needed) with the Assignments panel open."""
+    from ..plan import formgrader_path, service_prefix
     from ..workspaces import lab_landing
 
     if decision.role == INSTRUCTOR:
-        return f"{base_url}services/{decision.course_id}/formgrader"
+        return formgrader_path(service_prefix(base_url, decision.course_id))
     lab = lab_landing(base_url, decision.name)
     return f"{base_url}hub/spawn/{decision.name}?next={quote(lab, safe='')}"

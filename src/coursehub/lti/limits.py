@@ -20,11 +20,11 @@ from __future__ import annotations
 import math
 import sqlite3
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from ..plan import PlanAuth
 from ..secrets import private_file
 from ..site import COURSES_PER_HOUR, MAX_LAUNCH_COURSES
 from .launch import LaunchRefused
@@ -38,13 +38,9 @@ class CreationLimits:
     max_courses: int = MAX_LAUNCH_COURSES
 
     @classmethod
-    def of(cls, auth: Mapping[str, Any]) -> CreationLimits:
-        """The limits of the Plan's auth section (the defaults when it has none)."""
-        found = auth.get("course_creation") or {}
-        return cls(
-            int(found.get("per_hour", COURSES_PER_HOUR)),
-            int(found.get("max_courses", MAX_LAUNCH_COURSES)),
-        )
+    def of(cls, auth: PlanAuth) -> CreationLimits:
+        """The limits of the Plan's auth section."""
+        return cls(auth.courses_per_hour, auth.max_launch_courses)
 
 
 class CreationRefused(LaunchRefused):

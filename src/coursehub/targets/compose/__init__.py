@@ -2,5 +2,6 @@
 
 ``render`` holds the pure renderers (Plan in, file contents out), ``hubconfig``
 what runs inside the hub container, ``versions`` and ``wheel`` what goes into
-the images, and ``writer`` the only code that touches the output folder.
+the images, ``writer`` the only code that touches the output folder, and ``host``
+what the hub's code may ask of a Docker host.
 """

@@ -34,7 +34,7 @@ from ...plan import (
     page_config_json,
     server_config_json,
 )
-from ...site import LTI_TYPES, Docker, Site, image_namespace
+from ...site import Docker, Site, image_namespace
 from .envfiles import (
     ADMIN_PASSWORD,
     ENV_JHUB,
@@ -149,20 +149,25 @@ def host_path(plan: Plan, path: str) -> str:
 
 
 def plan_file(plan: Plan) -> str:
-    return f"{plan.paths.state}/plan.json"
+    return plan.paths.plan_file
+
+
+def hub_config_name(plan: Plan) -> str:
+    """The rendered folder's copy of the hub's configuration (named as on the host)."""
+    return posixpath.basename(plan.paths.system_hub_config)
 
 
 def hub_config_file(plan: Plan) -> str:
-    return f"{plan.paths.etc}/jupyterhub_config.py"
+    return plan.paths.system_hub_config
 
 
 def check_renderable(plan: Plan) -> None:
     """What a Docker host needs beyond a valid site file."""
     if plan.layout.kind != SYSTEM:
         raise ComposeError("a Docker host runs a Plan of the system layout")
-    if plan.auth["type"] in LTI_TYPES:
+    if plan.auth.is_lti:
         raise ComposeError(
-            f"auth.type: {plan.auth['type']!r} (launches from an LMS) runs on one machine "
+            f"auth.type: {plan.auth.type!r} (launches from an LMS) runs on one machine "
             "('coursehub up'), not on a Docker host yet: a launch adds people and courses to "
             "the site file, the folders and the gradebooks, which the hub's container cannot "
             "do to the host, and grades go back from coursehub's supervisor, which a Docker "
@@ -508,12 +513,12 @@ def host_files(inp: ComposeInput) -> tuple[dict[str, str], list[HostFile]]:
         placed.append(HostFile(source, f.path, f.uid, f.gid, f.mode, not f.overwrite))
     for path, content in (
         (plan_file(plan), plan.to_json() + "\n"),
-        (f"{plan.paths.state}/ids.json", plan.ids.to_json() + "\n"),
+        (plan.paths.ids_file, plan.ids.to_json() + "\n"),
     ):
         source = f"files/{host_path(plan, path)}"
         contents[source] = content
         placed.append(HostFile(source, path, 0, 0, 0o600, False))
-    placed.append(HostFile("jupyterhub_config.py", hub_config_file(plan), 0, 0, 0o644, False))
+    placed.append(HostFile(hub_config_name(plan), hub_config_file(plan), 0, 0, 0o644, False))
     return contents, placed
 
 
@@ -671,7 +676,10 @@ def render_all(inp: ComposeInput) -> dict[str, Rendered]:
     for name, content in render_image_configs(inp).items():
         text[name] = (content, 0o644)
     text["constraints.txt"] = (constraints_txt(inp.pins), 0o644)
-    text["jupyterhub_config.py"] = (render_jupyterhub_config(plan_file(inp.plan)), 0o644)
+    text[hub_config_name(inp.plan)] = (
+        render_jupyterhub_config(plan_file(inp.plan), inp.plan.paths.hub_config_d),
+        0o644,
+    )
     contents, placed = host_files(inp)
     for name, content in contents.items():
         text[name] = (content, 0o644)

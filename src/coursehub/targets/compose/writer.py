@@ -84,10 +84,10 @@ def previous_secrets(out: Path) -> dict[str, str]:
 
 def previous_ids(out: Path, root: str) -> Ids:
     """Ids already given: the host's (it owns files with them), else the last render's."""
-    state = layout_paths(root, SYSTEM).state
-    on_host = Path(state, "ids.json")
-    rendered = out / "files" / state.lstrip("/").removeprefix(root.strip("/")).lstrip("/")
-    for path in (on_host, rendered / "ids.json"):
+    ids_file = layout_paths(root, SYSTEM).ids_file
+    on_host = Path(ids_file)
+    rendered = out / "files" / ids_file.lstrip("/").removeprefix(root.strip("/")).lstrip("/")
+    for path in (on_host, rendered):
         text = _read(path)
         if text:
             return Ids.from_json(text)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import requests
 
+from ...paths import gradebook_url
 from ...plan import SERVICE_NAME, Plan
 from ...secrets import load_secrets, write_private
 from .install import prepare
@@ -140,7 +141,7 @@ def apply_lock(inst: Installation, wait: bool = True):
     for the supervisor itself to reload.
     """
     inst.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(inst.run_dir / "apply.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(inst.paths.apply_lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
@@ -223,7 +224,7 @@ def sync_gradebooks(inst: Installation, plan: Plan) -> dict[str, list[str]]:
     for cid, g in plan.courses.items():
         if not g.students:
             continue
-        db_url = f"sqlite:///{g.course_root}/gradebook.db"
+        db_url = gradebook_url(g.course_root)
         proc = run_as_grader(
             inst,
             cid,
@@ -241,7 +242,7 @@ def sync_gradebooks(inst: Installation, plan: Plan) -> dict[str, list[str]]:
 
 
 def _seen_file(inst: Installation) -> Path:
-    return Path(inst.data_dir, "state", "gradebook-seen.json")
+    return Path(inst.paths.gradebook_seen)
 
 
 def remember_gradebooks(inst: Installation, plan: Plan) -> None:
@@ -267,7 +268,7 @@ def gradebook_students(plan: Plan, course_id: str) -> list[str]:
     # the course folder is the grader's: open the gradebook without following a link
     # (it could point at another course's), then let SQLite read that open file
     try:
-        fd = open_regular(f"{plan.courses[course_id].course_root}/gradebook.db")
+        fd = open_regular(plan.courses[course_id].gradebook)
     except (OSError, RuntimeError):
         return []
     if fd is None:

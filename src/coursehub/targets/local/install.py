@@ -21,10 +21,11 @@ from ...hub.config import render_jupyterhub_config
 from ...ids import Ids, IdsExhaustedError, allocate, host_taken, merge
 from ...lti.credentials import CredentialsError, lti11_credentials, store_lti_credentials
 from ...lti.keys import ensure_tool_key
-from ...plan import Plan, derive, plan_file_of
+from ...paths import layout_paths
+from ...plan import Plan, derive
 from ...runas import find_nss_wrapper
 from ...secrets import ensure_secrets, store_shared_passwords, write_private
-from ...site import Site, load_site
+from ...site import LTI11, LTI13, SHARED_PASSWORD, Site, load_site
 
 DEFAULT_USER_ENV = "/opt/coursehub/user-env"
 
@@ -118,7 +119,7 @@ def _registry(path: str = REGISTRY):
         except (FileNotFoundError, ValueError):
             data = {}
         # an installation whose data folder is gone gives its numbers back
-        data = {d: v for d, v in data.items() if Path(d, "state", "ids.json").exists()}
+        data = {d: v for d, v in data.items() if Path(layout_paths(d).ids_file).exists()}
         yield data
         write_private(Path(path), json.dumps(data, indent=1, sort_keys=True) + "\n")
 
@@ -167,7 +168,7 @@ def prepare(
 def _prepare_locked(
     site: Site, data_dir: str, user_env: str, isolated: bool, running: Plan | None, registry
 ) -> Prepared:
-    ids_file = Path(data_dir, "state", "ids.json")
+    ids_file = Path(layout_paths(data_dir).ids_file)
     ids = Ids.load(ids_file)
     if registry is not None:  # uids unique across the machine's installations
         ids = allocate(
@@ -192,7 +193,7 @@ def _prepare_locked(
             "hub.ip and hub.port cannot change while coursehub runs; run 'coursehub down' first"
         )
     check_ports(plan, running)
-    if site.auth.type == "lti11":
+    if site.auth.type == LTI11:
         try:
             lti11_credentials(site, secrets_dir=plan.paths.secrets)
         except CredentialsError as err:
@@ -201,19 +202,20 @@ def _prepare_locked(
     # Every check passed: write.
     apply_layout(plan)
     ensure_secrets(plan.paths.secrets, list(plan.courses))
-    if site.auth.type == "shared-password":
+    if site.auth.type == SHARED_PASSWORD:
         store_shared_passwords(
             plan.paths.secrets,
             {"user_password": site.auth.user_password, "admin_password": site.auth.admin_password},
         )
     store_lti_credentials(site, plan.paths.secrets)  # LMS launches: secret from site or env
-    if site.auth.type == "lti13":
+    if site.auth.type == LTI13:
         ensure_tool_key(plan.paths.secrets)  # its public half is served at /hub/lti13/jwks
     write_private(ids_file, plan.ids.to_json() + "\n")
     if registry is not None:
         registry[data_dir] = json.loads(plan.ids.to_json())
-    plan_file = plan_file_of(data_dir)
+    plan_file = plan.paths.plan_file
     write_private(Path(plan_file), plan.to_json() + "\n")
-    hub_config = str(Path(plan.paths.state, "jupyterhub_config.py"))
-    write_private(Path(hub_config), render_jupyterhub_config(plan_file, user_env))
+    hub_config = plan.paths.local_hub_config
+    config_d = plan.paths.hub_config_d
+    write_private(Path(hub_config), render_jupyterhub_config(plan_file, user_env, config_d))
     return Prepared(site, plan, plan_file, hub_config, user_env)

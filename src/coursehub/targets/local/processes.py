@@ -12,8 +12,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...plan import Account, Plan, grader_server_args
-from ...runas import account_env
+from ...environment import grader_env
+from ...plan import Account, Plan, grader_server_args, proxy_args
 
 BASE_ENV_KEYS = ("LANG", "LC_ALL", "TZ")
 
@@ -56,24 +56,15 @@ def proxy_spec(plan: Plan, secrets: dict[str, str], proxy_cmd: str) -> ProcessSp
     p = plan.ports
     env = _base_env(plan)
     env["CONFIGPROXY_AUTH_TOKEN"] = secrets["proxy_auth_token"]
-    argv = (
-        proxy_cmd,
-        "--ip", plan.ip,
-        "--port", str(p.public),
-        "--api-ip", "127.0.0.1",
-        "--api-port", str(p.proxy_api),
-        "--default-target", f"http://127.0.0.1:{p.hub}",
-        "--error-target", f"http://127.0.0.1:{p.hub}{plan.base_url}hub/error",
-        "--log-level", "warn",
-    )  # fmt: skip
+    args = proxy_args(plan, ip=plan.ip, port=p.public, api_ip="127.0.0.1", hub_host="127.0.0.1")
     return ProcessSpec(
         name="proxy",
-        argv=argv,
+        argv=(proxy_cmd, *args),
         env=env,
         cwd=plan.paths.state,
-        log=f"{plan.paths.logs}/proxy.log",
+        log=plan.paths.log("proxy"),
         account=None,
-        health_url=f"http://127.0.0.1:{p.proxy_api}/api/routes",
+        health_url=plan.proxy_health_url,
         health_any_status=True,
     )
 
@@ -84,9 +75,9 @@ def hub_spec(plan: Plan, hub_config_file: str) -> ProcessSpec:
         argv=(sys.executable, "-m", "jupyterhub", "-f", hub_config_file),
         env=_base_env(plan),
         cwd=plan.paths.state,
-        log=f"{plan.paths.logs}/hub.log",
+        log=plan.paths.log("hub"),
         account=None,
-        health_url=f"{plan.hub_url}hub/health",
+        health_url=plan.hub_health_url,
     )
 
 
@@ -95,9 +86,7 @@ def grader_spec(
 ) -> ProcessSpec:
     g = plan.courses[course_id]
     env = _base_env(plan)
-    env["PATH"] = f"{user_env}/bin:/usr/local/bin:/usr/bin:/bin"
-    env.update(account_env(plan, g.account, nss_wrapper))
-    env.update(plan.grader_env(course_id))
+    env.update(grader_env(plan, course_id, nss_wrapper, f"{user_env}/bin"))
     env["JUPYTERHUB_API_TOKEN"] = secrets[f"service_token:{course_id}"]
     argv = (
         f"{user_env}/bin/jupyterhub-singleuser",
@@ -108,7 +97,7 @@ def grader_spec(
         argv=argv,
         env=env,
         cwd=g.account.home,
-        log=f"{plan.paths.logs}/grader-{course_id}.log",
+        log=plan.paths.log(f"grader-{course_id}"),
         account=g.account if plan.isolated else None,
-        health_url=f"{g.url}{g.prefix}api",
+        health_url=g.health_url,
     )

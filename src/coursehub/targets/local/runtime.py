@@ -14,13 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...plan import Plan, plan_file_of
+from ...paths import Paths, layout_paths
+from ...plan import Plan
 from ...runas import demote, find_nss_wrapper
 from ...secrets import load_secrets, write_private
 from .processes import ProcessSpec, find_proxy, grader_spec, hub_spec, proxy_spec
 from .supervisor import Supervisor, http_answers, http_ok, processes_of, terminate_all
-
-RUNTIME_FILE = "runtime.json"
 
 
 @dataclass(frozen=True)
@@ -28,29 +27,34 @@ class Installation:
     data_dir: str
 
     @property
+    def paths(self) -> Paths:
+        """The data folder's places (the local target's layout: no Plan needed)."""
+        return layout_paths(self.data_dir)
+
+    @property
     def run_dir(self) -> Path:
-        return Path(self.data_dir, "run")
+        return Path(self.paths.run)
 
     @property
     def state_file(self) -> Path:
-        return self.run_dir / "supervisor.json"
+        return Path(self.paths.supervisor_state)
 
     @property
     def lock_file(self) -> Path:
-        return self.run_dir / "supervisor.lock"
+        return Path(self.paths.supervisor_lock)
 
     @property
     def log_file(self) -> Path:
-        return Path(self.data_dir, "logs", "coursehub.log")
+        return Path(self.paths.log("coursehub"))
 
     def plan(self) -> Plan:
-        return Plan.from_json(Path(plan_file_of(self.data_dir)).read_text())
+        return Plan.from_json(Path(self.paths.plan_file).read_text())
 
     def runtime(self) -> dict:
-        return json.loads(Path(self.data_dir, "state", RUNTIME_FILE).read_text())
+        return json.loads(Path(self.paths.runtime_file).read_text())
 
     def exists(self) -> bool:
-        return Path(plan_file_of(self.data_dir)).exists()
+        return Path(self.paths.plan_file).exists()
 
     def supervisor_pid(self) -> int | None:
         """The pid of the running supervisor, or None (it holds the lock while it runs)."""
@@ -74,7 +78,7 @@ class Installation:
 
 def save_runtime(data_dir: str, user_env: str, hub_config_file: str, site_file: str) -> None:
     write_private(
-        Path(data_dir, "state", RUNTIME_FILE),
+        layout_paths(data_dir).runtime_file,
         json.dumps(
             {
                 "user_env": user_env,
@@ -207,7 +211,7 @@ class ReceiptScan:
                 continue
             argv = [python, "-m", "coursehub.exchange.receipts"]
             argv += ["--inbound", f"{plan.paths.exchange}/{cid}/inbound"]
-            argv += ["--receipts", f"{g.course_root}/submission_receipts.sqlite"]
+            argv += ["--receipts", g.receipts]
             proc = run_as_grader(self.inst, cid, argv, capture=True)
             if proc.returncode != 0:
                 logging.getLogger(__name__).warning(
@@ -219,15 +223,18 @@ def build_supervisor(
     inst: Installation, on_event: Callable[[str], None] | None = None
 ) -> Supervisor:
     from ...lti.grades import AutoPush
+    from .host import LocalHost
     from .reconcile import adopt_formgrader_students
 
-    grades = AutoPush(inst)  # LMS sites: new autograded scores go back by themselves
+    grades = AutoPush(
+        LocalHost(inst.data_dir)
+    )  # LMS sites: new autograded scores go back by themselves
     receipts = ReceiptScan(inst)
 
     def periodic() -> None:
         adopt_formgrader_students(inst)
         receipts.tick()
-        if inst.plan().auth["type"] in ("lti11", "lti13"):
+        if inst.plan().auth.is_lti:
             grades.tick()
 
     return Supervisor(
@@ -294,12 +301,10 @@ def health(inst: Installation) -> list[Health]:
     """Ask each process of the installation whether it is ready."""
     plan = inst.plan()
     checks = [
-        Health("proxy", f"http://127.0.0.1:{plan.ports.proxy_api}/api/routes", False),
-        Health("hub", f"{plan.public_url}hub/health", False),
+        Health("proxy", plan.proxy_health_url, False),
+        Health("hub", plan.public_health_url, False),
     ]
-    checks += [
-        Health(f"grader-{cid}", f"{g.url}{g.prefix}api", False) for cid, g in plan.courses.items()
-    ]
+    checks += [Health(f"grader-{cid}", g.health_url, False) for cid, g in plan.courses.items()]
     for h in checks:
         # the proxy's API wants its token: any answer (even 403) means it listens
         h.ok = http_answers(h.url) if h.name == "proxy" else http_ok(h.url)
