@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import stat
 import subprocess
 import urllib.error
@@ -28,6 +27,7 @@ from typing import Any
 
 from .ids import Ids
 from .plan import LOCAL, SERVICE_NAME, File, Folder, Plan, derive
+from .ports import port_in_use
 from .secrets import COOKIE_SECRET_FILE, SECRETS_FILE, secret_names
 from .site import Auth, Course, Hub, Site, SiteError, load_site
 
@@ -916,21 +916,6 @@ def check_grading_sandbox(ctx: Context) -> list[Problem]:
     return problems
 
 
-def port_busy(port: int, host: str = "127.0.0.1") -> bool:
-    """Does something listen on the port, or hold it so that a bind would fail?"""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.3)
-        if s.connect_ex((host, port)) == 0:
-            return True
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
 def check_processes(ctx: Context) -> list[Problem]:
     """Stopped: nothing else holds a planned port. Running: every process answers."""
     from .targets.local.runtime import health
@@ -951,7 +936,9 @@ def check_processes(ctx: Context) -> list[Problem]:
             )
         hosts = ["127.0.0.1"] + ([plan.ip] if plan.ip not in ("127.0.0.1", "0.0.0.0") else [])
         for port, what in sorted(planned_ports(plan).items()):
-            if any(port_busy(port, h) for h in (hosts if port == plan.ports.public else hosts[:1])):
+            if any(
+                port_in_use(port, h) for h in (hosts if port == plan.ports.public else hosts[:1])
+            ):
                 problems.append(
                     Problem(
                         "ports",
