@@ -411,10 +411,6 @@ def compare_services(plan: Plan, services: dict[str, dict[str, Any]]) -> list[Pr
     return problems
 
 
-def planned_ports(plan: Plan) -> dict[int, str]:
-    return plan.port_purposes()
-
-
 def _auth_from_plan(auth: dict[str, Any]) -> Auth:
     """The auth section as far as the Plan records it: everything but secrets, which
     the Plan never holds (the LMS's key and secret live in the secrets folder)."""
@@ -935,7 +931,7 @@ def check_processes(ctx: Context) -> list[Problem]:
                 )
             )
         hosts = ["127.0.0.1"] + ([plan.ip] if plan.ip not in ("127.0.0.1", "0.0.0.0") else [])
-        for port, what in sorted(planned_ports(plan).items()):
+        for port, what in sorted(plan.port_purposes().items()):
             if any(
                 port_in_use(port, h) for h in (hosts if port == plan.ports.public else hosts[:1])
             ):
@@ -946,7 +942,7 @@ def check_processes(ctx: Context) -> list[Problem]:
                         "would stop at it",
                         f"see what holds it with \"ss -ltnp 'sport = :{port}'\" and stop it, or "
                         f"give this installation another hub.port in the site file (it uses "
-                        f"hub.port to hub.port + {max(planned_ports(plan)) - plan.ports.public})",
+                        f"hub.port to hub.port + {max(plan.port_purposes()) - plan.ports.public})",
                     )
                 )
         return problems

@@ -25,7 +25,6 @@ from coursehub.doctor import (
     exposed,
     missing_secrets,
     plan_differences,
-    planned_ports,
     planned_scopes,
     reference_plan,
     seen,
@@ -273,14 +272,7 @@ def test_service_missing_misplaced_or_stray(plan):
     assert "service 'Biology' that is neither a course" in problems[2].what
 
 
-# ---------------------------------------------------------------- ports and the plan
-
-
-def test_planned_ports(plan):
-    ports = planned_ports(plan)
-    assert ports[plan.ports.hub] == "the hub (hub.port + 2)"
-    assert ports[plan.courses["biology"].port] == "the grader server of biology"
-    assert len(ports) == 3 + len(plan.courses)
+# ---------------------------------------------------------------- the plan
 
 
 def test_a_plan_derives_again_to_itself_through_json(plan):
