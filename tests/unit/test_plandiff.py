@@ -1,0 +1,78 @@
+"""plandiff: what differs between two Plans, and what of it needs a hub restart and why."""
+
+from __future__ import annotations
+
+import copy
+
+from sites import DATA_DIR, two_course_data
+
+from coursehub.plan import derive
+from coursehub.plandiff import hub_changes, hub_restart_reasons
+from coursehub.site import parse_site
+
+
+def plans(change, auth=None):
+    """The Plan of the two-course site, and the Plan after `change` edits the site."""
+    before = two_course_data(auth)
+    after = copy.deepcopy(before)
+    change(after)
+    old = derive(parse_site(before), DATA_DIR, isolated=True)
+    new = derive(parse_site(after), DATA_DIR, isolated=True, ids=old.ids)
+    return old, new
+
+
+def add_course(data):
+    data["courses"].append(
+        {"id": "chem", "title": "Chemistry", "instructors": ["ines"], "students": ["tom", "pat"]}
+    )
+
+
+# ---------------------------------------------------------------- the running hub
+
+
+def test_a_new_course_is_loaded_live():
+    old, new = plans(add_course)
+    assert hub_changes(old, new)
+    assert hub_restart_reasons(old, new) == []
+
+
+def test_a_new_member_changes_no_role():
+    old, new = plans(lambda d: d["courses"][0]["students"].append("tom"))
+    assert not hub_changes(old, new)
+
+
+def test_what_a_hub_reads_at_start_only_restarts_it():
+    def drop_biology(d):
+        d["courses"] = d["courses"][:1]
+
+    def new_admin(d):
+        d["admins"] = ["ada", "pat"]
+
+    def new_login(d):
+        d["auth"] = {"type": "first-use", "min_password_length": 12}
+
+    for change, reason in [
+        (drop_biology, "courses removed: biology"),
+        (new_admin, "admins changed"),
+        (new_login, "the login changed"),
+    ]:
+        old, new = plans(change)
+        assert reason in hub_restart_reasons(old, new), change.__name__
+        assert hub_changes(old, new)
+
+
+def test_a_course_removed_also_removes_its_roles_so_the_hub_restarts():
+    old, new = plans(lambda d: d["courses"].pop())
+    reasons = hub_restart_reasons(old, new)
+    assert "role instructor-biology removed" in reasons
+    assert "role grader-biology removed" in reasons
+
+
+def test_an_lms_context_mapped_to_a_course_is_read_at_launch_not_at_start():
+    lti = {"type": "lti11", "consumer_key": "key", "shared_secret": "s" * 32}
+
+    def map_context(d):
+        d["auth"]["contexts"] = {"ctx-1": "algebra"}
+
+    old, new = plans(map_context, auth=lti)
+    assert hub_restart_reasons(old, new) == []
