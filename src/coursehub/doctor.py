@@ -21,12 +21,13 @@ import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .ids import Ids
 from .plan import LOCAL, SERVICE_NAME, File, Folder, Plan, derive
+from .plandiff import plan_differences
 from .ports import port_in_use
 from .secrets import COOKIE_SECRET_FILE, SECRETS_FILE, secret_names
 from .site import Auth, Course, Hub, Site, SiteError, load_site
@@ -449,78 +450,6 @@ def site_from_plan(plan: Plan) -> Site:
         ),
         autograde=plan.autograde,
     )
-
-
-def _keyed(kind: str, stored: dict[str, Any], planned: dict[str, Any]) -> list[str]:
-    out = [f"{kind} {k} is not planned" for k in sorted(set(stored) - set(planned))]
-    out += [f"{kind} {k} is missing" for k in sorted(set(planned) - set(stored))]
-    for k in sorted(set(stored) & set(planned)):
-        a, b = stored[k], planned[k]
-        if a == b:
-            continue
-        if hasattr(a, "__dataclass_fields__"):
-            da, db = asdict(a), asdict(b)
-            fields = [f for f in da if da[f] != db[f]]
-            out.append(f"{kind} {k}: {', '.join(fields)} differ")
-        else:
-            out.append(f"{kind} {k} differs")
-    return out
-
-
-def _unordered(f: File) -> File:
-    """A planned file with its lines sorted: passwd and group follow the site's order."""
-    return replace(f, content="\n".join(sorted(f.content.splitlines())))
-
-
-def plan_differences(stored: Plan, planned: Plan) -> list[str]:
-    """How a stored Plan differs from the one coursehub derives now (order aside)."""
-    out = [
-        f"{name} differs"
-        for name in ("org", "ip", "base_url", "isolated", "ports", "paths", "auth", "extensions")
-        if getattr(stored, name) != getattr(planned, name)
-    ]
-    if set(stored.admins) != set(planned.admins):
-        out.append("admins differ")
-    if (stored.ids.people, stored.ids.courses) != (planned.ids.people, planned.ids.courses):
-        out.append("ids differ")
-    out += _keyed("person", stored.people, planned.people)
-    out += _keyed("course", stored.courses, planned.courses)
-    out += _keyed("group", stored.groups, planned.groups)
-    roles_a = {r.name: r for r in stored.roles}
-    roles_b = {r.name: r for r in planned.roles}
-    for name in sorted(set(roles_a) & set(roles_b)):
-        a, b = roles_a[name], roles_b[name]
-        if set(a.scopes) != set(b.scopes):
-            more = sorted(set(a.scopes) - set(b.scopes))
-            less = sorted(set(b.scopes) - set(a.scopes))
-            out.append(
-                f"role {name} has "
-                + "; ".join(
-                    t
-                    for t in (
-                        more and f"extra scopes {', '.join(more)}",
-                        less and f"no scopes {', '.join(less)}",
-                    )
-                    if t
-                )
-            )
-        for field in ("users", "groups", "services"):
-            if set(getattr(a, field)) != set(getattr(b, field)):
-                out.append(f"role {name}: {field} differ")
-    out += _keyed(
-        "role",
-        {n: r for n, r in roles_a.items() if n not in roles_b},
-        {n: r for n, r in roles_b.items() if n not in roles_a},
-    )
-    out += _keyed(
-        "folder", {f.path: f for f in stored.folders}, {f.path: f for f in planned.folders}
-    )
-    out += _keyed(
-        "file",
-        {f.path: _unordered(f) for f in stored.files},
-        {f.path: _unordered(f) for f in planned.files},
-    )
-    return out
 
 
 # ---------------------------------------------------------------- the checks

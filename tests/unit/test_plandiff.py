@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 from sites import DATA_DIR, two_course_data
 
-from coursehub.plan import derive
-from coursehub.plandiff import hub_changes, hub_restart_reasons
+from coursehub.plan import Role, derive
+from coursehub.plandiff import hub_changes, hub_restart_reasons, plan_differences
 from coursehub.site import parse_site
+
+EX = f"{DATA_DIR}/exchange"
 
 
 def plans(change, auth=None):
@@ -76,3 +79,24 @@ def test_an_lms_context_mapped_to_a_course_is_read_at_launch_not_at_start():
 
     old, new = plans(map_context, auth=lti)
     assert hub_restart_reasons(old, new) == []
+
+
+# ---------------------------------------------------------------- plan.json against the derived Plan
+
+
+def test_plan_drift_names_the_role_and_the_folder(plan):
+    roles = tuple(
+        dataclasses.replace(r, scopes=(*r.scopes, "read:users"))
+        if r.name == "grader-algebra"
+        else r
+        for r in plan.roles
+    )
+    folders = tuple(
+        dataclasses.replace(f, mode=0o755) if f.path == f"{EX}/algebra" else f for f in plan.folders
+    )
+    extra = Role("everything", "x", ("admin:servers",), services=("algebra",))
+    drifted = dataclasses.replace(plan, roles=(*roles, extra), folders=folders)
+    diffs = plan_differences(drifted, plan)
+    assert "role grader-algebra has extra scopes read:users" in diffs
+    assert f"folder {EX}/algebra: mode differ" in diffs
+    assert "role everything is not planned" in diffs
