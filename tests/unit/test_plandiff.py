@@ -8,7 +8,7 @@ import dataclasses
 from sites import DATA_DIR, two_course_data
 
 from coursehub.plan import Role, derive
-from coursehub.plandiff import hub_changes, hub_restart_reasons, plan_differences
+from coursehub.plandiff import hub_changes, hub_restart_reasons, loadable_changes, plan_differences
 from coursehub.site import parse_site
 
 EX = f"{DATA_DIR}/exchange"
@@ -33,15 +33,33 @@ def add_course(data):
 # ---------------------------------------------------------------- the running hub
 
 
+def test_identical_plans_differ_in_nothing():
+    old, new = plans(lambda d: None)
+    assert not hub_changes(old, new)
+    assert not loadable_changes(old, new)
+    assert hub_restart_reasons(old, new) == []
+    assert plan_differences(old, new) == []
+
+
 def test_a_new_course_is_loaded_live():
     old, new = plans(add_course)
+    assert loadable_changes(old, new)  # its roles, groups and grader service
     assert hub_changes(old, new)
     assert hub_restart_reasons(old, new) == []
 
 
 def test_a_new_member_changes_no_role():
-    old, new = plans(lambda d: d["courses"][0]["students"].append("tom"))
-    assert not hub_changes(old, new)
+    """A student added to a course is a roster change: the course's group and the
+    course's students differ, and nothing the hub loads itself or at a start."""
+    for name, student in (("someone already listed", "tom"), ("someone new", "zoe")):
+        old, new = plans(lambda d, s=student: d["courses"][0]["students"].append(s))
+        assert not hub_changes(old, new), name
+        assert not loadable_changes(old, new), name
+        assert hub_restart_reasons(old, new) == [], name
+        diffs = plan_differences(old, new)
+        assert "course algebra: students differ" in diffs, name
+        assert "group nbgrader-algebra differs" in diffs, name
+        assert f"folder {EX}/algebra/inbound/{student} is missing" in diffs, name
 
 
 def test_what_a_hub_reads_at_start_only_restarts_it():
@@ -62,6 +80,25 @@ def test_what_a_hub_reads_at_start_only_restarts_it():
         old, new = plans(change)
         assert reason in hub_restart_reasons(old, new), change.__name__
         assert hub_changes(old, new)
+
+
+def test_a_new_login_is_the_one_reason_to_restart():
+    def longer_passwords(d):
+        d["auth"] = {"type": "first-use", "min_password_length": 12}
+
+    def shared_passwords(d):
+        d["auth"] = {
+            "type": "shared-password",
+            "user_password": "open-sesame-user-7419",
+            "admin_password": "admin-passphrase-0123456789-abcdefghij",
+        }
+
+    for change in (longer_passwords, shared_passwords):
+        old, new = plans(change)
+        assert hub_restart_reasons(old, new) == ["the login changed"], change.__name__
+        assert not loadable_changes(old, new), change.__name__  # no role or course changes
+        assert hub_changes(old, new), change.__name__
+        assert plan_differences(old, new) == ["auth differs"], change.__name__
 
 
 def test_a_course_removed_also_removes_its_roles_so_the_hub_restarts():
