@@ -8,12 +8,12 @@ import os
 import pytest
 from sites import DATA_DIR, two_course_data
 
-from coursehub.doctor import (
+from coursehub.doctor import reference_plan
+from coursehub.doctor.checks import Context, check_instructors, seen
+from coursehub.doctor.compare import (
     IMPLICIT_SERVICE_SCOPES,
-    Context,
     Names,
     Seen,
-    check_instructors,
     check_secret_file,
     compare_file,
     compare_folder,
@@ -25,8 +25,6 @@ from coursehub.doctor import (
     exposed,
     missing_secrets,
     planned_scopes,
-    reference_plan,
-    seen,
     site_from_plan,
 )
 from coursehub.plan import Plan, derive
@@ -323,7 +321,7 @@ def test_every_auth_type_derives_again_to_itself_without_the_site_file(auth_type
 
 
 def test_numbers_that_mean_two_things_are_problems(plan):
-    from coursehub.doctor import identity_overlaps
+    from coursehub.doctor.compare import identity_overlaps
 
     assert identity_overlaps(plan, lambda n: False) == []
     sam = plan.people["sam"].account.uid
@@ -337,7 +335,7 @@ def test_numbers_that_mean_two_things_are_problems(plan):
 
 
 def test_a_site_file_with_a_secret_readable_by_others_is_a_problem(tmp_path):
-    from coursehub.doctor import site_file_problems
+    from coursehub.doctor.checks import site_file_problems
 
     data = two_course_data(
         {"type": "lti11", "consumer_key": "k", "shared_secret": "0123456789abcdef0123"}
