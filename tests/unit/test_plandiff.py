@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import subprocess
+import sys
 
 from sites import DATA_DIR, two_course_data
 
@@ -12,6 +14,15 @@ from coursehub.plandiff import hub_changes, hub_restart_reasons, loadable_change
 from coursehub.site import parse_site
 
 EX = f"{DATA_DIR}/exchange"
+
+
+def test_plandiff_imports_neither_the_targets_nor_the_hub():
+    code = (
+        "import sys, coursehub.plandiff; "
+        "print(sorted(m for m in sys.modules if m.startswith(('coursehub.targets', 'coursehub.hub'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def plans(change, auth=None):
