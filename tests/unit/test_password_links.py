@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from sites import two_course_data
 
-from coursehub.doctor import Context, check_first_use
+from coursehub.doctor.checks import Context, check_first_use
 from coursehub.password_links import (
     EXPIRED,
     LOCKED,

@@ -219,6 +219,13 @@ def test_ports(plan):
     assert plan.hub_api_url == f"http://127.0.0.1:{plan.ports.hub}/hub/api"
 
 
+def test_port_purposes(plan):
+    ports = plan.port_purposes()
+    assert ports[plan.ports.hub] == "the hub (hub.port + 2)"
+    assert ports[plan.courses["biology"].port] == "the grader server of biology"
+    assert len(ports) == 3 + len(plan.courses)
+
+
 # Folders.
 
 

@@ -270,15 +270,15 @@ def test_the_launcher_copies_folders_and_regular_files_only(tmp_path):
 def test_doctor_names_a_grader_that_cannot_start_the_sandbox(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from coursehub import doctor
+    from coursehub.doctor import checks
 
     plan = derive(parse_site(site_data()), str(tmp_path), isolated=False)
     ctx = SimpleNamespace(plan=plan)
     monkeypatch.setattr(sandbox, "find_bwrap", lambda: None)
-    [problem] = doctor.check_grading_sandbox(ctx)
+    [problem] = checks.check_grading_sandbox(ctx)
     assert "not installed" in problem.what and "bubblewrap" in problem.fix
     monkeypatch.setattr(sandbox, "find_bwrap", lambda: "/bin/false")
-    problems = doctor.check_grading_sandbox(ctx)
+    problems = checks.check_grading_sandbox(ctx)
     assert [p.what.split()[0] for p in problems] == ["grader-algebra", "grader-biology"]
     assert all("user namespaces" in p.fix for p in problems)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import socket
 import stat
 import sys
 from contextlib import contextmanager, nullcontext
@@ -23,6 +22,7 @@ from ...lti.credentials import CredentialsError, lti11_credentials, store_lti_cr
 from ...lti.keys import ensure_tool_key
 from ...paths import layout_paths
 from ...plan import Plan, derive
+from ...ports import port_in_use
 from ...runas import find_nss_wrapper
 from ...secrets import ensure_secrets, store_shared_passwords, write_private
 from ...site import LTI11, LTI13, SHARED_PASSWORD, Site, load_site
@@ -88,21 +88,6 @@ def check_reachable(user_env: str, data_dir: str) -> None:
                 "own uids and could not start. Choose a place every user can traverse "
                 "(for example --data-dir /srv/coursehub), or 'chmod o+x' that folder."
             )
-
-
-def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    """Something listens on the port, or holds it bound without listening."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.3)
-        if s.connect_ex((host, port)) == 0:
-            return True
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no obstacle
-        try:
-            s.bind((host, port))
-        except OSError:
-            return True
-    return False
 
 
 REGISTRY = "/var/lib/coursehub/installations.json"
