@@ -622,12 +622,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coursehub", description=__doc__)
     parser.add_argument("--version", action="version", version=f"coursehub {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    # in this order: it is the order `coursehub --help` lists the commands in
+    _add_site_file_commands(sub)
+    _add_installation_commands(sub)
+    _add_password_link_command(sub)
+    _add_grading_commands(sub)
+    _add_course_commands(sub)
+    _add_member_commands(sub)
+    _add_render_commands(sub)
+    _add_grades_commands(sub)
+    p = sub.add_parser("_supervise")  # internal: the supervisor 'up --detach' starts
+    _data_dir_arg(p)
+    p.set_defaults(func=cmd_supervise)
+    return parser
 
-    def data_dir_arg(p):
-        p.add_argument(
-            "--data-dir", help=f"the installation's data folder (default ./{DEFAULT_DATA_DIR})"
-        )
 
+def _data_dir_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir", help=f"the installation's data folder (default ./{DEFAULT_DATA_DIR})"
+    )
+
+
+def _add_site_file_commands(sub: argparse._SubParsersAction) -> None:
+    """init and check: the site file alone, nothing runs."""
     p = sub.add_parser("init", help="write a commented starter site file")
     p.add_argument("file", nargs="?", default=DEFAULT_SITE)
     p.add_argument("--force", action="store_true", help="replace an existing file")
@@ -637,9 +654,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--site", default=DEFAULT_SITE)
     p.set_defaults(func=cmd_check)
 
+
+def _add_installation_commands(sub: argparse._SubParsersAction) -> None:
+    """up, down, status and doctor: an installation's processes and health."""
     p = sub.add_parser("up", help="start proxy, hub and grader servers from a site file")
     p.add_argument("--site", default=DEFAULT_SITE)
-    data_dir_arg(p)
+    _data_dir_arg(p)
     p.add_argument(
         "--detach", action="store_true", help="run in the background and return when healthy"
     )
@@ -648,31 +668,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("down", help="stop everything of an installation")
-    data_dir_arg(p)
+    _data_dir_arg(p)
     p.set_defaults(func=cmd_down)
 
     p = sub.add_parser("status", help="each process, each course, URLs, health")
-    data_dir_arg(p)
+    _data_dir_arg(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("doctor", help="check an installation for every known trap; say the fix")
-    data_dir_arg(p)
+    _data_dir_arg(p)
     p.add_argument(
         "--site", help="hold it to this site file (default: what the installation's Plan records)"
     )
     p.set_defaults(func=cmd_doctor)
 
+
+def _add_password_link_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("password-link", help="a one-time link that sets a person's password")
     p.add_argument("name")
-    data_dir_arg(p)
+    _data_dir_arg(p)
     p.add_argument("--expires", default="24h", help="how long it works: 30m, 24h, 7d (24h)")
     p.add_argument("--hub-url", help="the hub's address as people reach it (default: hub.ip)")
     p.set_defaults(func=cmd_password_link)
 
+
+def _add_grading_commands(sub: argparse._SubParsersAction) -> None:
+    """nbgrader, autograde and sample: work in a course as its grader account."""
     p = sub.add_parser("nbgrader", help="run an nbgrader command as a course's grader account")
     p.add_argument("course")
-    data_dir_arg(p)
+    _data_dir_arg(p)
     p.add_argument("args", nargs="*", help="-- then nbgrader's arguments, passed on as they are")
     p.set_defaults(func=cmd_nbgrader)
 
@@ -682,7 +707,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("course")
     p.add_argument("assignment")
-    data_dir_arg(p)
+    _data_dir_arg(p)
     p.add_argument("--jobs", type=int, help="workers side by side (default: the machine's cores)")
     p.add_argument("--student", action="append", default=[], help="only this student (repeatable)")
     p.add_argument("--collect", action="store_true", help="collect the submissions first")
@@ -693,11 +718,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="add, generate and release the sample assignment in a course")
     p.add_argument("course")
-    data_dir_arg(p)
+    _data_dir_arg(p)
     p.add_argument("--name", default="ps1")
     p.add_argument("--no-release", dest="release", action="store_false")
     p.set_defaults(func=cmd_sample)
 
+
+def _add_course_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("course", help="list, add or remove courses (live when running)")
     csub = p.add_subparsers(dest="action", required=True)
     for action in ("list", "add", "remove"):
@@ -709,9 +736,11 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--instructor", action="append", default=[], help="repeat for several")
             q.add_argument("--student", action="append", default=[], help="repeat for several")
         q.add_argument("--site", help="the site file (default: the one the installation runs)")
-        data_dir_arg(q)
+        _data_dir_arg(q)
         q.set_defaults(func=cmd_course)
 
+
+def _add_member_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("member", help="list, add, remove or import a course's members (live)")
     msub = p.add_subparsers(dest="action", required=True)
     for action in ("list", "add", "remove", "import"):
@@ -726,9 +755,11 @@ def build_parser() -> argparse.ArgumentParser:
                 "csv", help="a CSV with a 'username' column and an optional 'role' column"
             )
         q.add_argument("--site", help="the site file (default: the one the installation runs)")
-        data_dir_arg(q)
+        _data_dir_arg(q)
         q.set_defaults(func=cmd_member)
 
+
+def _add_render_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("render", help="write the files that run the site elsewhere")
     rsub = p.add_subparsers(dest="target", required=True)
     q = rsub.add_parser(
@@ -749,6 +780,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.set_defaults(func=cmd_render_compose)
 
+
+def _add_grades_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "grades", help="send scores back to the LMS (LTI 1.1 Basic Outcomes, LTI 1.3 AGS)"
     )
@@ -756,21 +789,16 @@ def build_parser() -> argparse.ArgumentParser:
     q = gsub.add_parser("push", help="send an assignment's scores from the course's gradebook")
     q.add_argument("course")
     q.add_argument("assignment")
-    data_dir_arg(q)
+    _data_dir_arg(q)
     q.set_defaults(func=cmd_grades)
     q = gsub.add_parser("retry", help="send again every score waiting in the outbox")
     q.add_argument("course", nargs="?")
-    data_dir_arg(q)
+    _data_dir_arg(q)
     q.set_defaults(func=cmd_grades)
     q = gsub.add_parser("pending", help="list the scores waiting in the outbox")
     q.add_argument("course", nargs="?")
-    data_dir_arg(q)
+    _data_dir_arg(q)
     q.set_defaults(func=cmd_grades)
-
-    p = sub.add_parser("_supervise")
-    data_dir_arg(p)
-    p.set_defaults(func=cmd_supervise)
-    return parser
 
 
 def cmd_grades(args) -> int:

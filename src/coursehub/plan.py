@@ -607,6 +607,30 @@ def _group(accounts: list[Account], course_groups: dict[str, tuple[int, list[str
     return "".join(lines)
 
 
+@dataclass(frozen=True)
+class _Derivation:
+    """What every step of derive() reads: the site and the choices its arguments made."""
+
+    site: Site
+    paths: Paths
+    ids: Ids
+    isolated: bool
+    owner: tuple[int, int]  # (uid, gid) coursehub runs as
+    system: bool  # the SYSTEM layout (the POC's places, one container per part)
+    course_gid: dict[str, int]  # course id -> the gid of its members
+
+    @property
+    def root(self) -> tuple[int, int]:
+        """(uid, gid) of coursehub's own folders and files: root when isolated."""
+        return (ROOT, ROOT) if self.isolated else self.owner
+
+    def account(self, name: str, uid: int, groups: tuple[int, ...], home: str) -> Account:
+        # Not isolated, every server really runs as coursehub's own account.
+        if not self.isolated:
+            return Account(name, self.owner[0], self.owner[1], (), home)
+        return Account(name, uid, uid, groups, home)
+
+
 def derive(
     site: Site,
     data_dir: str,
@@ -630,35 +654,58 @@ def derive(
     paths = layout_paths(data_dir, layout)
     system = layout == SYSTEM
     ids = allocate(list(site.everyone), [c.id for c in site.courses], ids or Ids())
-    base = site.hub.base_url
+    d = _Derivation(
+        site=site,
+        paths=paths,
+        ids=ids,
+        isolated=isolated,
+        owner=owner,
+        system=system,
+        course_gid={c.id: ids.course_gid(c.id) for c in site.courses},
+    )
+    courses = _grader_services(d)
+    people = _people(d)
+    extensions = {env: extension_settings(env) for env in EXTENSIONS}
+    return Plan(
+        org=site.org,
+        ip=site.hub.ip,
+        base_url=site.hub.base_url,
+        isolated=isolated,
+        ports=_ports(site, system),
+        paths=paths,
+        auth=plan_auth(site.auth),
+        admins=site.admins,
+        people=people,
+        courses=courses,
+        groups=_hub_groups(site),
+        roles=_roles(site),
+        folders=_folders(d, courses, people),
+        files=_files(d, courses, people, extensions),
+        extensions=extensions,
+        ids=ids,
+        autograde=site.autograde,
+        layout=Layout(SYSTEM, data_dir.rstrip("/") or "/") if system else Layout(),
+    )
+
+
+def _ports(site: Site, system: bool) -> Ports:
+    """SYSTEM: the POC's fixed ports, one container each; LOCAL: the three after hub.port."""
     if system:
-        ports = Ports(public=site.hub.port, proxy_api=SYSTEM_PROXY_API_PORT, hub=SYSTEM_HUB_PORT)
-    else:
-        ports = Ports(public=site.hub.port, proxy_api=site.hub.port + 1, hub=site.hub.port + 2)
-    root_uid, root_gid = (ROOT, ROOT) if isolated else owner
+        return Ports(public=site.hub.port, proxy_api=SYSTEM_PROXY_API_PORT, hub=SYSTEM_HUB_PORT)
+    return Ports(public=site.hub.port, proxy_api=site.hub.port + 1, hub=site.hub.port + 2)
 
-    def account(name: str, uid: int, groups: tuple[int, ...], home: str) -> Account:
-        # Not isolated, every server really runs as coursehub's own account.
-        if not isolated:
-            return Account(name, owner[0], owner[1], (), home)
-        return Account(name, uid, uid, groups, home)
 
-    # Roles of each person per course.
-    course_roles: dict[str, dict[str, str]] = {name: {} for name in site.everyone}
-    for c in site.courses:
-        for name in c.instructors:
-            course_roles[name][c.id] = INSTRUCTOR
-        for name in c.students:
-            course_roles[name][c.id] = STUDENT
+# ---- courses: one grader service each
 
-    course_gid = {c.id: ids.course_gid(c.id) for c in site.courses}
 
-    # Grader services, one per course.
+def _grader_services(d: _Derivation) -> dict[str, GraderService]:
+    """Grader services, one per course."""
+    site, paths, system = d.site, d.paths, d.system
     courses: dict[str, GraderService] = {}
     for c in site.courses:
-        slot = ids.courses[c.id]
+        slot = d.ids.courses[c.id]
         gname = grader_account(c.id)
-        uid = ids.grader_uid(c.id)
+        uid = d.ids.grader_uid(c.id)
         # the POC's grader home is /home/grader-{course}; locally, graders/{course}
         home = f"{paths.graders}/{gname if system else c.id}"
         port = SYSTEM_GRADER_PORT if system else site.hub.port + GRADER_PORT_OFFSET + slot
@@ -666,105 +713,168 @@ def derive(
         courses[c.id] = GraderService(
             course_id=c.id,
             title=c.title,
-            account=account(gname, uid, (course_gid[c.id],), home),
+            account=d.account(gname, uid, (d.course_gid[c.id],), home),
             port=port,
             url=f"http://{host}:{port}",
-            prefix=f"{base}services/{c.id}/",
+            prefix=service_prefix(site.hub.base_url, c.id),
             course_root=f"{home}/{c.id}",
             config_dir=f"{home}/.jupyter",
             oauth_client_id=f"service-{c.id}",
             instructors=c.instructors,
             students=c.students,
         )
+    return courses
 
-    # People.
+
+# ---- people
+
+
+def _course_memberships(site: Site) -> dict[str, dict[str, str]]:
+    """Roles of each person per course: name -> course id -> "instructor" | "student"."""
+    memberships: dict[str, dict[str, str]] = {name: {} for name in site.everyone}
+    for c in site.courses:
+        for name in c.instructors:
+            memberships[name][c.id] = INSTRUCTOR
+        for name in c.students:
+            memberships[name][c.id] = STUDENT
+    return memberships
+
+
+def _server_token_scopes(roles: dict[str, str]) -> tuple[str, ...]:
+    """What a person's server token may do: their own things, and find their graders."""
+    scopes = ["users:activity!user", "access:servers!server", "read:users:groups!user"]
+    for cid, role in sorted(roles.items()):
+        if role == INSTRUCTOR:
+            # the course list finds the grader service by name and reads its prefix
+            scopes += [f"list:services!service={cid}", f"read:services!service={cid}"]
+    return tuple(scopes)
+
+
+def _people(d: _Derivation) -> dict[str, Person]:
+    """Everyone who may log in, with their account, courses and environment."""
+    site, paths = d.site, d.paths
+    memberships = _course_memberships(site)
     people: dict[str, Person] = {}
     for name in site.everyone:
-        uid = ids.people[name]
-        roles = course_roles[name]
+        uid = d.ids.people[name]
+        roles = memberships[name]
         env = _environment(set(roles.values()))
-        scopes = ["users:activity!user", "access:servers!server", "read:users:groups!user"]
-        for cid, role in sorted(roles.items()):
-            if role == INSTRUCTOR:
-                # the course list finds the grader service by name and reads its prefix
-                scopes += [f"list:services!service={cid}", f"read:services!service={cid}"]
         people[name] = Person(
             name=name,
-            account=account(
-                name, uid, tuple(course_gid[c] for c in sorted(roles)), f"{paths.homes}/{name}"
+            account=d.account(
+                name, uid, tuple(d.course_gid[c] for c in sorted(roles)), f"{paths.homes}/{name}"
             ),
             admin=name in site.admins,
             courses=dict(sorted(roles.items())),
             environment=env,
-            server_token_scopes=tuple(scopes),
+            server_token_scopes=_server_token_scopes(roles),
             config_dir=f"{paths.jupyter_config}/roles/{env}",
         )
+    return people
 
-    # Hub groups, as nbgrader's JupyterHubAuthPlugin reads them.
+
+# ---- groups and roles (RBAC)
+
+
+def _hub_groups(site: Site) -> dict[str, tuple[str, ...]]:
+    """Hub groups, as nbgrader's JupyterHubAuthPlugin reads them."""
     groups: dict[str, tuple[str, ...]] = {}
     for c in site.courses:
         groups[nbgrader_group(c.id)] = tuple(c.students)
         groups[formgrade_group(c.id)] = (*c.instructors, grader_account(c.id))
+    return groups
 
-    # RBAC: the fewest scopes that work. No admin token, no 'inherit'.
+
+def _roles(site: Site) -> tuple[Role, ...]:
+    """RBAC: the fewest scopes that work. No admin token, no 'inherit'."""
     roles: list[Role] = [
         Role(
             name="user",
             description="What every person may do with their own account and server",
             scopes=("self",),
         ),
-        Role(
-            name="coursehub-automation",
-            description=(
-                "coursehub's own token: status and doctor read users, servers and services; "
-                "roster changes create hub users and set course group membership; "
-                "new courses are loaded into the running hub"
-            ),
-            scopes=(
-                LOAD_COURSES_SCOPE,
-                "list:users",
-                "read:servers",
-                "list:services",
-                "read:services",
-                "admin:users",
-                *(
-                    f"groups!group={group(c.id)}"
-                    for c in site.courses
-                    for group in (nbgrader_group, formgrade_group)
-                ),
-            ),
-            services=(SERVICE_NAME,),
-        ),
+        _automation_role(site),
     ]
     for c in site.courses:
-        roles.append(
-            Role(
-                name=f"instructor-{c.id}",
-                description=f"Instructors of {c.id}: use its grader service and find it in the course list",
-                scopes=(
-                    f"access:services!service={c.id}",
-                    f"list:services!service={c.id}",
-                    f"read:services!service={c.id}",
-                ),
-                groups=(formgrade_group(c.id),),
-            )
-        )
-        roles.append(
-            Role(
-                name=f"grader-{c.id}",
-                description=f"The grader service of {c.id}: read its own groups, manage its student group",
-                scopes=(
-                    f"read:users:groups!user={grader_account(c.id)}",
-                    f"list:groups!group={nbgrader_group(c.id)}",
-                    f"groups!group={nbgrader_group(c.id)}",
-                ),
-                services=(c.id,),
-            )
-        )
+        roles += _course_roles(c.id)
+    return tuple(roles)
 
-    # Folders, outermost first so each can be made in order.
-    ru, rg = root_uid, root_gid
-    folders: list[Folder] = [
+
+def _automation_role(site: Site) -> Role:
+    """coursehub's own token: reads status, changes rosters, loads new courses."""
+    return Role(
+        name="coursehub-automation",
+        description=(
+            "coursehub's own token: status and doctor read users, servers and services; "
+            "roster changes create hub users and set course group membership; "
+            "new courses are loaded into the running hub"
+        ),
+        scopes=(
+            LOAD_COURSES_SCOPE,
+            "list:users",
+            "read:servers",
+            "list:services",
+            "read:services",
+            "admin:users",
+            *(
+                f"groups!group={group(c.id)}"
+                for c in site.courses
+                for group in (nbgrader_group, formgrade_group)
+            ),
+        ),
+        services=(SERVICE_NAME,),
+    )
+
+
+def _course_roles(course_id: str) -> list[Role]:
+    """A course's two roles: its instructors' (use the grader) and its grader service's."""
+    cid = course_id
+    return [
+        Role(
+            name=f"instructor-{cid}",
+            description=f"Instructors of {cid}: use its grader service and find it in the course list",
+            scopes=(
+                f"access:services!service={cid}",
+                f"list:services!service={cid}",
+                f"read:services!service={cid}",
+            ),
+            groups=(formgrade_group(cid),),
+        ),
+        Role(
+            name=f"grader-{cid}",
+            description=f"The grader service of {cid}: read its own groups, manage its student group",
+            scopes=(
+                f"read:users:groups!user={grader_account(cid)}",
+                f"list:groups!group={nbgrader_group(cid)}",
+                f"groups!group={nbgrader_group(cid)}",
+            ),
+            services=(cid,),
+        ),
+    ]
+
+
+# ---- folders, outermost first so each can be made in order
+
+
+def _folders(
+    d: _Derivation, courses: dict[str, GraderService], people: dict[str, Person]
+) -> tuple[Folder, ...]:
+    folders = _installation_folders(d) + _environment_folders(d)
+    feedback_roots: set[str] = (
+        set()
+    )  # a student's feedback root comes once, with their first course
+    for g in courses.values():
+        folders += _course_folders(d, g)
+        for student in g.students:
+            folders += _student_folders(d, g, student, people[student].account, feedback_roots)
+    return tuple(folders)
+
+
+def _installation_folders(d: _Derivation) -> list[Folder]:
+    """The installation's own folders, coursehub's (root's when isolated)."""
+    paths = d.paths
+    ru, rg = d.root
+    return [
         Folder(
             paths.data_dir, ru, rg, 0o755, "the data folder; every server's uid must traverse it"
         ),
@@ -773,6 +883,8 @@ def derive(
         Folder(paths.logs, ru, rg, 0o700, "logs of every process"),
         Folder(paths.run, ru, rg, 0o700, "pid files"),
         Folder(paths.etc, ru, rg, 0o755, "configuration every server reads"),
+        # its files run in the hub: nobody but coursehub's owner may write (or read) them
+        Folder(paths.hub_config_d, ru, rg, 0o700, "the operator's own hub configuration"),
         # SYSTEM: nbgrader layer 1 sits in /etc/jupyterhub itself, as in the POC
         *(
             []
@@ -784,89 +896,116 @@ def derive(
             f"{paths.etc}/nss",
             ru,
             rg,
-            0o711 if isolated else 0o755,
+            0o711 if d.isolated else 0o755,
             "a passwd and a group file per account: traverse only, nobody lists the names",
         ),
         Folder(paths.homes, ru, rg, 0o711, "homes: traverse only, nobody lists the names"),
         # SYSTEM: grader homes are in the host's /home, which is not coursehub's to change
-        *([] if system else [Folder(paths.graders, ru, rg, 0o711, "grader homes: traverse only")]),
+        *(
+            []
+            if d.system
+            else [Folder(paths.graders, ru, rg, 0o711, "grader homes: traverse only")]
+        ),
         Folder(paths.exchange, ru, rg, 0o711, "nbgrader exchange root: traverse only"),
         Folder(f"{paths.exchange}/.feedback", ru, rg, 0o711, "feedback, one folder per student"),
     ]
-    feedback_roots: set[str] = set()
-    for env in (STUDENT, INSTRUCTOR, STANDARD):
-        folders.append(
-            Folder(
-                f"{paths.jupyter_config}/roles/{env}", ru, rg, 0o755, f"{env} environment config"
-            )
-        )
-        folders.append(
-            Folder(f"{paths.jupyter_config}/roles/{env}/labconfig", ru, rg, 0o755, "Lab plugins")
-        )
-    for g in courses.values():
-        a = g.account
-        gu, gg = a.uid, a.gid
-        cg = course_gid[g.course_id] if isolated else owner[1]
-        ex = f"{paths.exchange}/{g.course_id}"
-        folders += [
-            Folder(a.home, gu, gg, 0o700, f"home of {a.name}: no student may read it"),
-            Folder(g.config_dir, ru, rg, 0o755, f"config of {a.name}, owned by coursehub"),
-            Folder(f"{g.config_dir}/labconfig", ru, rg, 0o755, "Lab plugins of the grader"),
-            Folder(
-                g.course_root, gu, gg, 0o700, f"course folder of {g.course_id}: sources, gradebook"
-            ),
-            Folder(ex, gu, cg, 0o710, "course exchange: members traverse, only the grader lists"),
-            Folder(
-                f"{ex}/outbound", gu, cg, 0o750, "released assignments: members read, grader writes"
-            ),
-            Folder(
-                f"{ex}/inbound", gu, cg, 0o710, "submissions: one folder per student, unlistable"
-            ),
-            Folder(f"{ex}/feedback", gu, cg, 0o710, "feedback: members fetch by its hashed name"),
-        ]
-        for student in g.students:
-            sa = people[student].account
-            fb = f"{paths.exchange}/.feedback/{student}"
-            if fb not in feedback_roots:
-                feedback_roots.add(fb)
-                folders.append(Folder(fb, ru, rg, 0o711, f"feedback of {student}, per course"))
-            folders += [
-                Folder(
-                    f"{fb}/{g.course_id}",
-                    gu,
-                    sa.gid,
-                    0o710,
-                    f"{student}'s feedback in {g.course_id}",
-                ),
-                Folder(
-                    f"{fb}/{g.course_id}/feedback",
-                    gu,
-                    sa.gid,
-                    0o750,
-                    f"feedback for {student}: the grader writes, only {student} reads",
-                ),
-            ]
-            # the student writes, the grader's group reads (setgid keeps new files in it)
-            folders.append(
-                Folder(
-                    f"{ex}/inbound/{student}",
-                    people[student].account.uid,
-                    gg,
-                    0o2750,
-                    f"submissions of {student}: theirs and the grader's only",
-                )
-            )
 
-    # Files.
+
+def _environment_folders(d: _Derivation) -> list[Folder]:
+    """The read-only Jupyter config folder of each person's environment."""
+    ru, rg = d.root
+    folders: list[Folder] = []
+    for env in (STUDENT, INSTRUCTOR, STANDARD):
+        cdir = f"{d.paths.jupyter_config}/roles/{env}"
+        folders.append(Folder(cdir, ru, rg, 0o755, f"{env} environment config"))
+        folders.append(Folder(f"{cdir}/labconfig", ru, rg, 0o755, "Lab plugins"))
+    return folders
+
+
+def _course_folders(d: _Derivation, g: GraderService) -> list[Folder]:
+    """A course's grader home, config and course folder, and its exchange."""
+    ru, rg = d.root
+    a = g.account
+    gu, gg = a.uid, a.gid
+    cg = d.course_gid[g.course_id] if d.isolated else d.owner[1]
+    ex = f"{d.paths.exchange}/{g.course_id}"
+    return [
+        Folder(a.home, gu, gg, 0o700, f"home of {a.name}: no student may read it"),
+        Folder(g.config_dir, ru, rg, 0o755, f"config of {a.name}, owned by coursehub"),
+        Folder(f"{g.config_dir}/labconfig", ru, rg, 0o755, "Lab plugins of the grader"),
+        Folder(g.course_root, gu, gg, 0o700, f"course folder of {g.course_id}: sources, gradebook"),
+        Folder(ex, gu, cg, 0o710, "course exchange: members traverse, only the grader lists"),
+        Folder(
+            f"{ex}/outbound", gu, cg, 0o750, "released assignments: members read, grader writes"
+        ),
+        Folder(f"{ex}/inbound", gu, cg, 0o710, "submissions: one folder per student, unlistable"),
+        Folder(f"{ex}/feedback", gu, cg, 0o710, "feedback: members fetch by its hashed name"),
+    ]
+
+
+def _student_folders(
+    d: _Derivation, g: GraderService, student: str, sa: Account, feedback_roots: set[str]
+) -> list[Folder]:
+    """A student's feedback folders and submission folder in one course."""
+    ru, rg = d.root
+    gu, gg = g.account.uid, g.account.gid
+    fb = f"{d.paths.exchange}/.feedback/{student}"
+    folders: list[Folder] = []
+    if fb not in feedback_roots:
+        feedback_roots.add(fb)
+        folders.append(Folder(fb, ru, rg, 0o711, f"feedback of {student}, per course"))
+    folders += [
+        Folder(f"{fb}/{g.course_id}", gu, sa.gid, 0o710, f"{student}'s feedback in {g.course_id}"),
+        Folder(
+            f"{fb}/{g.course_id}/feedback",
+            gu,
+            sa.gid,
+            0o750,
+            f"feedback for {student}: the grader writes, only {student} reads",
+        ),
+    ]
+    # the student writes, the grader's group reads (setgid keeps new files in it)
+    folders.append(
+        Folder(
+            f"{d.paths.exchange}/{g.course_id}/inbound/{student}",
+            sa.uid,
+            gg,
+            0o2750,
+            f"submissions of {student}: theirs and the grader's only",
+        )
+    )
+    return folders
+
+
+# ---- files: nss files, nbgrader layers, environment configs
+
+
+def _files(
+    d: _Derivation,
+    courses: dict[str, GraderService],
+    people: dict[str, Person],
+    extensions: dict[str, dict[str, Any]],
+) -> tuple[File, ...]:
     accounts = [p.account for p in people.values()] + [g.account for g in courses.values()]
+    files = _roster_files(d, accounts)
+    files += _nss_files(d, accounts, courses, people)
+    files += _environment_files(d, extensions)
+    for g in courses.values():
+        files += _grader_files(d, g, extensions[GRADER])
+    return tuple(files)
+
+
+def _roster_files(d: _Derivation, accounts: list[Account]) -> list[File]:
+    """nbgrader's layer 1 for every server, and the whole roster for the operator."""
+    site, paths = d.site, d.paths
+    ru, rg = d.root
     all_course_groups = {
-        f"course-{c.id}": (course_gid[c.id], [grader_account(c.id), *c.instructors, *c.students])
+        f"course-{c.id}": (d.course_gid[c.id], [grader_account(c.id), *c.instructors, *c.students])
         for c in site.courses
     }
-    extensions = {env: extension_settings(env) for env in EXTENSIONS}
-    files: list[File] = [
+    return [
         File(
-            f"{paths.jupyter_config}/nbgrader_config.py",
+            paths.nbgrader_layer1,
             _nbgrader_layer1(paths, {c.id: c.title for c in site.courses}),
             ru,
             rg,
@@ -876,96 +1015,82 @@ def derive(
         File(paths.passwd, _passwd(accounts), ru, rg, 0o600),
         File(paths.group, _group(accounts, all_course_groups), ru, rg, 0o600),
     ]
+
+
+def _nss_files(
+    d: _Derivation,
+    accounts: list[Account],
+    courses: dict[str, GraderService],
+    people: dict[str, Person],
+) -> list[File]:
+    """A passwd and a group file per account, naming only whom its servers resolve."""
+    ru, rg = d.root
+    files: list[File] = []
     by_name = {a.name: a for a in accounts}
     for a in accounts:
-        known, groups_of = _nss_view(a, people, courses, course_gid, by_name)
+        known, groups_of = _nss_view(a, people, courses, d.course_gid, by_name)
         # readable by the account alone (its own group); not isolated, all is one uid
-        mode, gid = (0o640, a.gid) if isolated else (0o644, rg)
+        mode, gid = (0o640, a.gid) if d.isolated else (0o644, rg)
         files += [
-            File(f"{paths.etc}/nss/{a.name}.passwd", _passwd(known), ru, gid, mode),
-            File(f"{paths.etc}/nss/{a.name}.group", _group(known, groups_of), ru, gid, mode),
+            File(d.paths.nss_passwd(a.name), _passwd(known), ru, gid, mode),
+            File(d.paths.nss_group(a.name), _group(known, groups_of), ru, gid, mode),
         ]
+    return files
 
-    def server_config(env: str) -> str:
-        return server_config_json(extensions[env])
 
-    def page_config(env: str) -> str:
-        return page_config_json(extensions[env])
+# jupyter_core writes 'migrated' into a config folder it finds without one;
+# these folders are read-only for the servers, so coursehub writes it.
+_MIGRATED = "coursehub: nothing to migrate\n"
 
-    # jupyter_core writes 'migrated' into a config folder it finds without one;
-    # these folders are read-only for the servers, so coursehub writes it.
-    migrated = "coursehub: nothing to migrate\n"
+
+def _environment_files(d: _Derivation, extensions: dict[str, dict[str, Any]]) -> list[File]:
+    """Each person's environment: server extensions, Lab plugins, and 'migrated'."""
+    ru, rg = d.root
+    files: list[File] = []
     for env in (STUDENT, INSTRUCTOR, STANDARD):
-        cdir = f"{paths.jupyter_config}/roles/{env}"
-        files.append(File(f"{cdir}/jupyter_server_config.json", server_config(env), ru, rg, 0o644))
-        files.append(File(f"{cdir}/labconfig/page_config.json", page_config(env), ru, rg, 0o644))
-        files.append(File(f"{cdir}/migrated", migrated, ru, rg, 0o644))
-    for g in courses.values():
-        gu, gg = g.account.uid, g.account.gid
-        files += [
-            File(
-                f"{g.config_dir}/jupyter_server_config.json", server_config(GRADER), ru, rg, 0o644
-            ),
-            File(f"{g.config_dir}/labconfig/page_config.json", page_config(GRADER), ru, rg, 0o644),
-            File(
-                f"{g.config_dir}/nbgrader_config.py",
-                _nbgrader_layer2(g, g.account.home, site.autograde),
-                ru,
-                rg,
-                0o644,
-            ),
-            File(f"{g.config_dir}/migrated", migrated, ru, rg, 0o644),
-            File(
-                f"{g.course_root}/nbgrader_config.py",
-                _nbgrader_layer3(g),
-                gu,
-                gg,
-                0o644,
-                overwrite=False,
-            ),
-        ]
+        cdir = f"{d.paths.jupyter_config}/roles/{env}"
+        server, page = server_config_json(extensions[env]), page_config_json(extensions[env])
+        files.append(File(f"{cdir}/jupyter_server_config.json", server, ru, rg, 0o644))
+        files.append(File(f"{cdir}/labconfig/page_config.json", page, ru, rg, 0o644))
+        files.append(File(f"{cdir}/migrated", _MIGRATED, ru, rg, 0o644))
+    return files
 
-    auth: dict[str, Any] = {"type": site.auth.type}
-    if site.auth.type == "first-use":
-        auth["min_password_length"] = site.auth.min_password_length
-    elif site.auth.type in LTI_TYPES:
-        # what the hub needs from the LMS section; the consumer key and secret go to secrets/
-        for key in ("issuer", "client_id", "jwks_url", "authorize_url", "token_url"):
-            if getattr(site.auth, key):
-                auth[key] = getattr(site.auth, key)
-        auth["contexts"] = dict(site.auth.contexts)
-        if site.auth.deployment_ids:
-            auth["deployment_ids"] = list(site.auth.deployment_ids)
-        # read by the hub at each launch and by the grade sender at each score
-        auth["course_creation"] = {
-            "per_hour": site.auth.courses_per_hour,
-            "max_courses": site.auth.max_launch_courses,
-        }
-        if site.auth.outcome_hosts is not None:
-            auth["outcome_hosts"] = list(site.auth.outcome_hosts)
-        if site.auth.service_hosts:
-            auth["service_hosts"] = list(site.auth.service_hosts)
 
-    return Plan(
-        org=site.org,
-        ip=site.hub.ip,
-        base_url=base,
-        isolated=isolated,
-        ports=ports,
-        paths=paths,
-        auth=plan_auth(site.auth),
-        admins=site.admins,
-        people=people,
-        courses=courses,
-        groups=groups,
-        roles=tuple(roles),
-        folders=tuple(folders),
-        files=tuple(files),
-        extensions=extensions,
-        ids=ids,
-        autograde=site.autograde,
-        layout=Layout(SYSTEM, data_dir.rstrip("/") or "/") if system else Layout(),
-    )
+def _grader_files(d: _Derivation, g: GraderService, settings: dict[str, Any]) -> list[File]:
+    """A grader's environment and nbgrader's layers 2 (coursehub's) and 3 (the course's)."""
+    ru, rg = d.root
+    gu, gg = g.account.uid, g.account.gid
+    return [
+        File(
+            f"{g.config_dir}/jupyter_server_config.json",
+            server_config_json(settings),
+            ru,
+            rg,
+            0o644,
+        ),
+        File(
+            f"{g.config_dir}/labconfig/page_config.json", page_config_json(settings), ru, rg, 0o644
+        ),
+        File(
+            f"{g.config_dir}/nbgrader_config.py",
+            _nbgrader_layer2(g, g.account.home, d.site.autograde),
+            ru,
+            rg,
+            0o644,
+        ),
+        File(f"{g.config_dir}/migrated", _MIGRATED, ru, rg, 0o644),
+        File(
+            f"{g.course_root}/nbgrader_config.py",
+            _nbgrader_layer3(g),
+            gu,
+            gg,
+            0o644,
+            overwrite=False,
+        ),
+    ]
+
+
+# ---- auth
 
 
 _plans: dict[str, tuple[float, Plan]] = {}

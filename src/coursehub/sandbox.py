@@ -165,8 +165,31 @@ def bwrap_argv(
     connection file (shown read-only at CONNECTION_FILE, which kernel_cmd must name);
     `launcher` coursehub/sandbox_inside.py as installed beside the kernel (default: this
     coursehub's); `seccomp_fd` a pipe holding seccomp_program()."""
-    argv = [
-        bwrap,
+    argv = [bwrap, *_namespace_args()]
+    argv += _system_binds()
+    argv += _host_readonly_binds(readonly)
+    argv += _scratch_mounts(limits)
+    argv += _kernel_binds(submission, connection_file, launcher or launcher_file())
+    # nothing writable but the tmpfs folders; the kernel starts in its scratch copy, tells
+    # the grader its pid on info_fd and gets none of the grader's environment
+    argv += [
+        "--remount-ro",
+        "/",
+        "--chdir",
+        SCRATCH,
+        "--info-fd",
+        str(info_fd),
+        "--clearenv",
+    ]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
+    argv += _env_args(env, path_env)
+    return [*argv, "--", *_inside_argv(kernel_cmd, limits)]
+
+
+def _namespace_args() -> list[str]:
+    """Every namespace new, no privilege, nothing that outlives the grader or types into it."""
+    return [
         "--unshare-all",  # user, mount, pid, network, ipc, uts, cgroup
         "--unshare-user",
         "--disable-userns",  # no namespaces of its own inside
@@ -177,13 +200,22 @@ def bwrap_argv(
         "--hostname",
         "grading",
     ]
-    argv += _system_binds()
+
+
+def _host_readonly_binds(readonly: Sequence[str]) -> list[str]:
+    """What of /etc a kernel needs (where the host has it), and the kernel's own folders."""
+    argv: list[str] = []
     for path in _ETC:
         if os.path.exists(path):
             argv += ["--ro-bind", path, path]
     for path in readonly:
         argv += ["--ro-bind", path, path]
-    argv += [
+    return argv
+
+
+def _scratch_mounts(limits: Limits) -> list[str]:
+    """/proc, /dev, and the sandbox's own size-limited tmpfs folders."""
+    return [
         "--proc",
         "/proc",
         "--dev",
@@ -207,6 +239,12 @@ def bwrap_argv(
         str(1 << 20),
         "--tmpfs",
         IPC,
+    ]
+
+
+def _kernel_binds(submission: str, connection_file: str, launcher: str) -> list[str]:
+    """The submission, the connection file and the launcher, each read-only at its place."""
+    return [
         "--ro-bind",
         submission,
         SUBMISSION,
@@ -214,22 +252,23 @@ def bwrap_argv(
         connection_file,
         CONNECTION_FILE,
         "--ro-bind",
-        launcher or launcher_file(),
+        launcher,
         LAUNCHER,
-        "--remount-ro",
-        "/",
-        "--chdir",
-        SCRATCH,
-        "--info-fd",
-        str(info_fd),
-        "--clearenv",
     ]
-    if seccomp_fd is not None:
-        argv += ["--seccomp", str(seccomp_fd)]
+
+
+def _env_args(env: dict[str, str], path_env: str) -> list[str]:
+    """The kernel's whole environment (bwrap cleared the grader's), sorted."""
+    argv: list[str] = []
     for key, value in sorted({**env, "PATH": path_env or "/usr/bin:/bin"}.items()):
         argv += ["--setenv", key, value]
+    return argv
+
+
+def _inside_argv(kernel_cmd: Sequence[str], limits: Limits) -> list[str]:
+    """The launcher inside, isolated, that sets the limits and then runs the kernel."""
     python = kernel_cmd[0]
-    inside = [
+    return [
         python,
         "-I",
         "-S",
@@ -245,7 +284,6 @@ def bwrap_argv(
         "--",
         *kernel_cmd,
     ]
-    return [*argv, "--", *inside]
 
 
 def _system_binds() -> list[str]:

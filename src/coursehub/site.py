@@ -367,21 +367,67 @@ def _strings(value: Any) -> list[str]:
 
 def parse_site(data: Any, source: str = "site file") -> Site:
     """Check raw site data (as loaded from YAML) and turn it into a Site."""
+    _check_is_mapping(data, source)
+    problems = _schema_problems(data)
+    # Go on with what is well-formed, so that one run reports every problem.
+    auth_data = _mapping(data.get("auth"))
+    auth_type = _auth_type(auth_data, problems)
+    admins, people = _people_lists(data, problems)
+    raw_courses = data.get("courses") if isinstance(data.get("courses"), list) else []
+    courses = [
+        _course(f"courses[{ci}]", _mapping(raw), problems) for ci, raw in enumerate(raw_courses)
+    ]
+    _check_course_ids_unique([c.id for c in courses], problems)
+    if auth_type == "shared-password":
+        _shared_passwords(auth_data, admins, problems)
+    if auth_type in LTI_TYPES:
+        _lti_auth(auth_type, auth_data, problems)
+    docker = _docker(data.get("docker"), data.get("org"), problems)
+    autograde = _autograde(data.get("autograde"), problems)
+    _check_free_text(data, raw_courses, problems)
+    _check_hub_ip(_mapping(data.get("hub")), problems)
+
+    if problems:
+        raise SiteError(source, problems)
+
+    return Site(
+        org=data["org"],
+        hub=_hub(data.get("hub", {})),
+        auth=_auth(auth_type, auth_data),
+        admins=tuple(admins),
+        people=tuple(people),
+        courses=tuple(courses),
+        docker=docker,
+        autograde=autograde,
+    )
+
+
+def _check_is_mapping(data: Any, source: str) -> None:
+    """Nothing else can be checked in a file that is empty or not a mapping of keys."""
     if data is None:
         raise SiteError(source, ["the file is empty; run 'coursehub init' for a starter file"])
     if not isinstance(data, dict):
         raise SiteError(
             source, [f"(top level): must be a mapping of keys, got {type(data).__name__}"]
         )
+
+
+def _schema_problems(data: dict[str, Any]) -> list[str]:
+    """What the schema finds wrong in the shape, in the order of the fields' paths."""
     import jsonschema  # here, not at the top: importing it costs about 2 s (see plan loading)
 
     validator = jsonschema.Draft202012Validator(SCHEMA)
-    problems = [
+    return [
         _schema_problem(e)
         for e in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
     ]
-    # Go on with what is well-formed, so that one run reports every problem.
-    auth_data = _mapping(data.get("auth"))
+
+
+# ---- auth
+
+
+def _auth_type(auth_data: dict[str, Any], problems: list[str]) -> str | None:
+    """The auth type when it is a known one; the options of another type are refused."""
     auth_type = auth_data.get("type") if auth_data.get("type") in AUTH_TYPES else None
     if auth_type:
         for key in sorted(set(auth_data) - {"type"} - _AUTH_OPTIONS[auth_type]):
@@ -390,46 +436,103 @@ def parse_site(data: Any, source: str = "site file") -> Site:
                 problems.append(
                     f"auth.{key}: belongs to auth type {owner!r}, not {auth_type!r}; remove it"
                 )
+    return auth_type
 
+
+def _shared_passwords(auth_data: dict[str, Any], admins: list[str], problems: list[str]) -> None:
+    """Check the shared-password auth's passwords (admins need a long one of their own)."""
+    user_pw = (
+        auth_data.get("user_password") if isinstance(auth_data.get("user_password"), str) else ""
+    )
+    admin_pw = (
+        auth_data.get("admin_password") if isinstance(auth_data.get("admin_password"), str) else ""
+    )
+    if not user_pw:
+        problems.append(
+            "auth.user_password: required for auth type 'shared-password'; add it "
+            f"(at least {MIN_USER_PASSWORD} characters)"
+        )
+    elif len(user_pw) < MIN_USER_PASSWORD:
+        problems.append(f"auth.user_password: must be at least {MIN_USER_PASSWORD} characters long")
+    if admins:
+        if not admin_pw or len(admin_pw) < MIN_ADMIN_PASSWORD:
+            problems.append(
+                f"auth.admin_password: with admins listed it must be set and at least "
+                f"{MIN_ADMIN_PASSWORD} characters long (JupyterHub's rule for admins)"
+            )
+        elif admin_pw == user_pw:
+            problems.append("auth.admin_password: must differ from auth.user_password")
+
+
+def _auth(auth_type: str | None, auth_data: dict[str, Any]) -> Auth:
+    """The Auth of a checked auth section (its type is then one of AUTH_TYPES)."""
+    creation = _mapping(auth_data.get("course_creation"))
+    return Auth(
+        type=auth_type,
+        min_password_length=auth_data.get("min_password_length", 8),
+        user_password=auth_data.get("user_password"),
+        admin_password=auth_data.get("admin_password"),
+        **{
+            k: auth_data.get(k)
+            for k in _AUTH_OPTIONS["lti13"] | {"consumer_key", "shared_secret"}
+            if k not in _LTI_STRUCTURED
+        },
+        contexts=tuple(_mapping(auth_data.get("contexts")).items()),
+        deployment_ids=tuple(auth_data.get("deployment_ids") or ()),
+        courses_per_hour=creation.get("per_hour", COURSES_PER_HOUR),
+        max_launch_courses=creation.get("max_courses", MAX_LAUNCH_COURSES),
+        outcome_hosts=(
+            tuple(host_entry(h) for h in auth_data["outcome_hosts"])
+            if auth_data.get("outcome_hosts")
+            else None
+        ),
+        service_hosts=tuple(host_entry(h) for h in auth_data.get("service_hosts") or ()),
+    )
+
+
+# ---- people, admins and courses
+
+
+def _check_names(names: list[str], where: str, problems: list[str]) -> None:
+    """Each name must be a safe username, listed once (case-insensitively)."""
+    for i, name in enumerate(names):
+        if problem := username_problem(name):
+            problems.append(f"{where}[{i}]: {name!r} {problem}")
+    _check_unique(names, where, problems)
+
+
+def _people_lists(data: dict[str, Any], problems: list[str]) -> tuple[list[str], list[str]]:
+    """The admins and people lists (their strings; the schema reports anything else)."""
     admins = _strings(data.get("admins"))
     people = _strings(data.get("people"))
     for where, names in (("admins", admins), ("people", people)):
-        for i, name in enumerate(names):
-            if problem := username_problem(name):
-                problems.append(f"{where}[{i}]: {name!r} {problem}")
-        _check_unique(names, where, problems)
+        _check_names(names, where, problems)
+    return admins, people
 
-    course_ids: list[str] = []
-    courses: list[Course] = []
-    raw_courses = data.get("courses") if isinstance(data.get("courses"), list) else []
-    for ci, raw in enumerate(raw_courses):
-        where = f"courses[{ci}]"
-        raw = _mapping(raw)
-        cid = raw.get("id") if isinstance(raw.get("id"), str) else ""
-        if cid and (problem := course_id_problem(cid)):
-            problems.append(f"{where}.id: {cid!r} {problem}")
-        course_ids.append(cid)
-        instructors = _strings(raw.get("instructors"))
-        students = _strings(raw.get("students"))
-        for role, names in (("instructors", instructors), ("students", students)):
-            for i, name in enumerate(names):
-                if problem := username_problem(name):
-                    problems.append(f"{where}.{role}[{i}]: {name!r} {problem}")
-            _check_unique(names, f"{where}.{role}", problems)
-        for name in sorted(set(instructors) & set(students)):
-            problems.append(
-                f"{where}: {name!r} is both instructor and student of {cid!r}; keep one role"
-            )
-        courses.append(
-            Course(
-                id=cid,
-                title=raw.get("title")
-                if isinstance(raw.get("title"), str) and raw["title"]
-                else cid,
-                instructors=tuple(instructors),
-                students=tuple(students),
-            )
+
+def _course(where: str, raw: dict[str, Any], problems: list[str]) -> Course:
+    """One course of the courses list: a safe id, safe members, nobody in both roles."""
+    cid = raw.get("id") if isinstance(raw.get("id"), str) else ""
+    if cid and (problem := course_id_problem(cid)):
+        problems.append(f"{where}.id: {cid!r} {problem}")
+    instructors = _strings(raw.get("instructors"))
+    students = _strings(raw.get("students"))
+    for role, names in (("instructors", instructors), ("students", students)):
+        _check_names(names, f"{where}.{role}", problems)
+    for name in sorted(set(instructors) & set(students)):
+        problems.append(
+            f"{where}: {name!r} is both instructor and student of {cid!r}; keep one role"
         )
+    return Course(
+        id=cid,
+        title=raw.get("title") if isinstance(raw.get("title"), str) and raw["title"] else cid,
+        instructors=tuple(instructors),
+        students=tuple(students),
+    )
+
+
+def _check_course_ids_unique(course_ids: list[str], problems: list[str]) -> None:
+    """A course id names folders, groups and a service: two may not differ only in case."""
     for i, cid in enumerate(course_ids):
         if cid and cid.lower() in {c.lower() for c in course_ids[:i]}:
             first = next(j for j, c in enumerate(course_ids) if c.lower() == cid.lower())
@@ -438,48 +541,22 @@ def parse_site(data: Any, source: str = "site file") -> Site:
                 "use another id for one of them"
             )
 
-    if auth_type == "shared-password":
-        user_pw = (
-            auth_data.get("user_password")
-            if isinstance(auth_data.get("user_password"), str)
-            else ""
-        )
-        admin_pw = (
-            auth_data.get("admin_password")
-            if isinstance(auth_data.get("admin_password"), str)
-            else ""
-        )
-        if not user_pw:
-            problems.append(
-                "auth.user_password: required for auth type 'shared-password'; add it "
-                f"(at least {MIN_USER_PASSWORD} characters)"
-            )
-        elif len(user_pw) < MIN_USER_PASSWORD:
-            problems.append(
-                f"auth.user_password: must be at least {MIN_USER_PASSWORD} characters long"
-            )
-        if admins:
-            if not admin_pw or len(admin_pw) < MIN_ADMIN_PASSWORD:
-                problems.append(
-                    f"auth.admin_password: with admins listed it must be set and at least "
-                    f"{MIN_ADMIN_PASSWORD} characters long (JupyterHub's rule for admins)"
-                )
-            elif admin_pw == user_pw:
-                problems.append("auth.admin_password: must differ from auth.user_password")
 
-    if auth_type in LTI_TYPES:
-        _lti_auth(auth_type, auth_data, problems)
+# ---- hub, and free text
 
-    docker = _docker(data.get("docker"), data.get("org"), problems)
-    autograde = _autograde(data.get("autograde"), problems)
 
-    # Free text that reaches generated files (Python, shell, env files, systemd) and pages.
+def _check_free_text(data: dict[str, Any], raw_courses: list[Any], problems: list[str]) -> None:
+    """Free text that reaches generated files (Python, shell, env files, systemd) and pages."""
     hub_raw = _mapping(data.get("hub"))
     texts = [("org", data.get("org")), ("hub.base_url", hub_raw.get("base_url"))]
     texts += [(f"courses[{i}].title", _mapping(c).get("title")) for i, c in enumerate(raw_courses)]
     for where, text in texts:
         if problem := control_character_problem(text):
             problems.append(f"{where}: {problem}")
+
+
+def _check_hub_ip(hub_raw: dict[str, Any], problems: list[str]) -> None:
+    """hub.ip goes into the hub's URL and the compose file's ports: an address or a name."""
     ip = hub_raw.get("ip")
     if isinstance(ip, str) and ip and not _is_address(ip):
         problems.append(
@@ -487,44 +564,13 @@ def parse_site(data: Any, source: str = "site file") -> Site:
             "for example '127.0.0.1' or '0.0.0.0'"
         )
 
-    if problems:
-        raise SiteError(source, problems)
 
-    hub_data = data.get("hub", {})
-    creation = _mapping(auth_data.get("course_creation"))
-    return Site(
-        org=data["org"],
-        hub=Hub(
-            ip=hub_data.get("ip", Hub.ip),
-            port=hub_data.get("port", Hub.port),
-            base_url=hub_data.get("base_url", Hub.base_url),
-        ),
-        auth=Auth(
-            type=auth_type,
-            min_password_length=auth_data.get("min_password_length", 8),
-            user_password=auth_data.get("user_password"),
-            admin_password=auth_data.get("admin_password"),
-            **{
-                k: auth_data.get(k)
-                for k in _AUTH_OPTIONS["lti13"] | {"consumer_key", "shared_secret"}
-                if k not in _LTI_STRUCTURED
-            },
-            contexts=tuple(_mapping(auth_data.get("contexts")).items()),
-            deployment_ids=tuple(auth_data.get("deployment_ids") or ()),
-            courses_per_hour=creation.get("per_hour", COURSES_PER_HOUR),
-            max_launch_courses=creation.get("max_courses", MAX_LAUNCH_COURSES),
-            outcome_hosts=(
-                tuple(host_entry(h) for h in auth_data["outcome_hosts"])
-                if auth_data.get("outcome_hosts")
-                else None
-            ),
-            service_hosts=tuple(host_entry(h) for h in auth_data.get("service_hosts") or ()),
-        ),
-        admins=tuple(admins),
-        people=tuple(people),
-        courses=tuple(courses),
-        docker=docker,
-        autograde=autograde,
+def _hub(hub_data: dict[str, Any]) -> Hub:
+    """The Hub of a checked hub section, with the defaults for what it leaves out."""
+    return Hub(
+        ip=hub_data.get("ip", Hub.ip),
+        port=hub_data.get("port", Hub.port),
+        base_url=hub_data.get("base_url", Hub.base_url),
     )
 
 

@@ -96,43 +96,17 @@ class GradingProvisioner(LocalProvisioner):
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> dict[str, Any]:
         if not self.sandboxed:
             return await super().launch_kernel(cmd, **kwargs)
-        bwrap = sandbox.find_bwrap()
-        if bwrap is None:
-            raise SandboxUnavailable(
-                "coursehub grades notebooks only in its sandbox, and bubblewrap (bwrap) is not "
-                "installed: install Debian's bubblewrap package (coursehub's setup does)"
-            )
-        km = self.parent
-        submission = os.path.realpath(kwargs.get("cwd") or os.getcwd())
-        if problem := _not_a_submission(submission):
-            raise SandboxUnavailable(problem)
-        host_file = os.path.realpath(km.connection_file)
-        # the sandbox reads its own copy: the manager rewrites its file once the sockets'
-        # path as the grader sees them (/proc/PID/root/ipc/...) is known
-        copy = f"{host_file}.sandbox"
-        with open(host_file, "rb") as src:
-            data = src.read()
-        fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        self._connection_copy = copy
-        kernel_cmd = [
-            sandbox.CONNECTION_FILE if arg == host_file else arg
-            for arg in sandbox.isolated_python(cmd)
-        ]
+        bwrap = _bwrap()
+        submission = _submission_folder(kwargs)
+        host_file = os.path.realpath(self.parent.connection_file)
+        copy = self._copy_connection_file(host_file)
+        kernel_cmd = _sandboxed_command(cmd, host_file)
         limits = self.limits()
-        env_root = sandbox.environment_root(kernel_cmd[0])
-        path_env = ":".join(
-            p for p in (env_root and f"{env_root}/bin", "/usr/local/bin", "/usr/bin", "/bin") if p
-        )
+        path_env = _kernel_path(kernel_cmd)
         info_r, info_w = os.pipe()
         passed = [info_w]
-        program = sandbox.seccomp_program()
-        seccomp_r = None
-        if program is not None:
-            seccomp_r, seccomp_w = os.pipe()
-            os.write(seccomp_w, program)  # a few hundred bytes: fits in the pipe
-            os.close(seccomp_w)
+        seccomp_r = _seccomp_pipe()
+        if seccomp_r is not None:
             passed.append(seccomp_r)
         argv = sandbox.bwrap_argv(
             bwrap,
@@ -146,9 +120,30 @@ class GradingProvisioner(LocalProvisioner):
             path_env=path_env,
             seccomp_fd=seccomp_r,
         )
+        await self._start_bwrap(argv, kwargs, os.path.dirname(host_file), passed)
+        child = await self._sandbox_child(info_r)
+        self._start_watchdog(limits)
+        return await self._connect(child, os.path.dirname(host_file))
+
+    def _copy_connection_file(self, host_file: str) -> str:
+        # the sandbox reads its own copy: the manager rewrites its file once the sockets'
+        # path as the grader sees them (/proc/PID/root/ipc/...) is known
+        copy = f"{host_file}.sandbox"
+        with open(host_file, "rb") as src:
+            data = src.read()
+        fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        self._connection_copy = copy
+        return copy
+
+    async def _start_bwrap(
+        self, argv: list[str], kwargs: dict[str, Any], runtime_dir: str, passed: list[int]
+    ) -> None:
+        """Start bwrap with only the pipes it reads and PATH; keep the tail of its stderr."""
         launch = dict(kwargs)
         launch.update(
-            cwd=os.path.dirname(host_file),  # never the student's folder, even outside
+            cwd=runtime_dir,  # never the student's folder, even outside
             env={"PATH": "/usr/bin:/bin"},
             pass_fds=tuple(passed),
             stdout=subprocess.DEVNULL,
@@ -162,6 +157,9 @@ class GradingProvisioner(LocalProvisioner):
                 os.close(fd)
         self._stderr_tail = bytearray()
         threading.Thread(target=self._read_stderr, daemon=True).start()
+
+    async def _sandbox_child(self, info_r: int) -> int:
+        """The sandbox's first process as the host numbers it, once bwrap has set it up."""
         try:
             child = _read_child_pid(info_r, timeout=20)
         finally:
@@ -169,13 +167,20 @@ class GradingProvisioner(LocalProvisioner):
         if child is None:
             await self.wait()
             raise SandboxUnavailable(f"the grading sandbox did not start: {self.stderr_text()}")
+        return child
+
+    def _start_watchdog(self, limits: sandbox.Limits) -> None:
+        """Stop the sandbox when the notebook has had its time (kernel start included)."""
         self._started = time.monotonic()
         self._watchdog = threading.Timer(limits.notebook_timeout, self._time_is_up)
         self._watchdog.daemon = True
         self._watchdog.start()
+
+    async def _connect(self, child: int, runtime_dir: str) -> dict[str, Any]:
+        """The connection info with the kernel's sockets pinned (see _pin_sockets)."""
         info = dict(self.connection_info)
         try:
-            info["ip"] = await self._pin_sockets(child, info, os.path.dirname(host_file))
+            info["ip"] = await self._pin_sockets(child, info, runtime_dir)
         except BaseException:
             await self.cleanup()  # the manager will not: the kernel never started
             raise
@@ -294,6 +299,50 @@ class GradingProvisioner(LocalProvisioner):
                 os.unlink(copy)
             self._connection_copy = None
         await super().cleanup(restart=restart)
+
+
+def _bwrap() -> str:
+    bwrap = sandbox.find_bwrap()
+    if bwrap is None:
+        raise SandboxUnavailable(
+            "coursehub grades notebooks only in its sandbox, and bubblewrap (bwrap) is not "
+            "installed: install Debian's bubblewrap package (coursehub's setup does)"
+        )
+    return bwrap
+
+
+def _submission_folder(kwargs: dict[str, Any]) -> str:
+    """The folder the kernel would have run in, refused when it holds more than a submission."""
+    submission = os.path.realpath(kwargs.get("cwd") or os.getcwd())
+    if problem := _not_a_submission(submission):
+        raise SandboxUnavailable(problem)
+    return submission
+
+
+def _sandboxed_command(cmd: list[str], host_file: str) -> list[str]:
+    """The kernel's command, isolated, naming the connection file at its place inside."""
+    return [
+        sandbox.CONNECTION_FILE if arg == host_file else arg for arg in sandbox.isolated_python(cmd)
+    ]
+
+
+def _kernel_path(kernel_cmd: list[str]) -> str:
+    """PATH inside: the kernel's environment's bin first, then the system's."""
+    env_root = sandbox.environment_root(kernel_cmd[0])
+    return ":".join(
+        p for p in (env_root and f"{env_root}/bin", "/usr/local/bin", "/usr/bin", "/bin") if p
+    )
+
+
+def _seccomp_pipe() -> int | None:
+    """A pipe holding the seccomp filter for bwrap to read, or None where there is none."""
+    program = sandbox.seccomp_program()
+    if program is None:
+        return None
+    seccomp_r, seccomp_w = os.pipe()
+    os.write(seccomp_w, program)  # a few hundred bytes: fits in the pipe
+    os.close(seccomp_w)
+    return seccomp_r
 
 
 def _not_a_submission(folder: str) -> str | None:

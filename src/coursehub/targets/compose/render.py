@@ -307,101 +307,15 @@ def render_env_files(inp: ComposeInput) -> dict[str, str]:
 
 
 def render_compose_file(inp: ComposeInput) -> str:
-    plan, docker = inp.plan, inp.docker
-    images = images_of(inp)
-    net = docker.network
-    hub_port = plan.ports.hub
-    base = plan.base_url
+    """docker-compose.yml: the proxy, the hub and one grader service per course."""
+    net = inp.docker.network
     services: dict[str, dict] = {
-        PROXY_SERVICE: {
-            "image": PROXY_IMAGE,
-            "restart": RESTART,
-            "command": [
-                "configurable-http-proxy",
-                "--ip",
-                "0.0.0.0",
-                "--port",
-                str(PROXY_PORT),
-                "--api-ip",
-                "0.0.0.0",
-                "--api-port",
-                str(plan.ports.proxy_api),
-                "--default-target",
-                f"http://{HUB_SERVICE}:{hub_port}",
-                "--error-target",
-                f"http://{HUB_SERVICE}:{hub_port}{base}hub/error",
-                "--log-level",
-                "warn",
-            ],  # fmt: skip
-            "env_file": [ENV_PROXY],
-            # it runs as nobody and needs no privilege at all
-            "cap_drop": ["ALL"],
-            "security_opt": ["no-new-privileges:true"],
-            "ports": [f"{plan.ip}:{plan.ports.public}:{PROXY_PORT}"],
-            "networks": [net],
-            # its API wants the token: asked with the variable, never the value
-            "healthcheck": _healthcheck(
-                [
-                    "CMD",
-                    "node",
-                    "-e",
-                    "require('http').get({port: "
-                    + str(plan.ports.proxy_api)
-                    + ", path: '/api/routes', headers: "
-                    "{Authorization: 'token ' + process.env.CONFIGPROXY_AUTH_TOKEN}}, "
-                    "r => process.exit(r.statusCode === 200 ? 0 : 1))"
-                    ".on('error', () => process.exit(1))",
-                ]
-            ),
-        },
-        HUB_SERVICE: {
-            "build": {"context": ".", "dockerfile": DOCKERFILES["hub"]},
-            "image": images.hub,
-            "restart": RESTART,
-            "command": ["jupyterhub", "-f", hub_config_file(plan)],
-            "env_file": [ENV_JHUB],
-            # root, to make each home with its owner; never more than it started with
-            "security_opt": ["no-new-privileges:true"],
-            "volumes": [
-                # DockerSpawner starts each person's container through the engine
-                "/var/run/docker.sock:/var/run/docker.sock",
-                # hub database, plan.json, people's homes (made before each spawn)
-                f"{plan.paths.data_dir}:{plan.paths.data_dir}",
-                f"{plan.paths.etc}:{plan.paths.etc}:ro",
-            ],
-            "networks": [net],
-            "depends_on": [PROXY_SERVICE],
-            "healthcheck": _healthcheck(
-                _python_get(f"http://127.0.0.1:{hub_port}{base}hub/health", "python3")
-            ),
-        },
+        PROXY_SERVICE: _proxy_service(inp.plan, net),
+        HUB_SERVICE: _hub_service(inp.plan, images_of(inp), net),
     }
-    for course, g in plan.courses.items():
-        spec = grader_spec(inp, course)
-        in_env_file = set(grader_env_file_values(inp, course))
-        services[course] = {
-            "image": spec.image,
-            "restart": RESTART,
-            "user": spec.user,
-            "group_add": [str(gid) for gid in spec.group_add],
-            "working_dir": spec.working_dir,
-            "command": list(spec.command or ()),
-            "cap_drop": list(spec.cap_drop),
-            "security_opt": list(spec.security_opt),
-            "env_file": [ENV_SERVICE.format(course=course)],
-            "environment": {
-                k: v for k, v in sorted(spec.environment.items()) if k not in in_env_file
-            },
-            "volumes": [
-                f"{m.source}:{m.target}{':ro' if m.read_only else ''}" for m in spec.mounts
-            ],
-            "networks": [net],
-            "depends_on": [HUB_SERVICE],
-            "healthcheck": _healthcheck(
-                _python_get(f"http://127.0.0.1:{SYSTEM_GRADER_PORT}{g.prefix}api")
-            ),
-        }
-    network = {"name": net, "external": True} if docker.network_external else {"name": net}
+    for course in inp.plan.courses:
+        services[course] = _grader_service(inp, course, net)
+    network = {"name": net, "external": True} if inp.docker.network_external else {"name": net}
     body = yaml.safe_dump(
         # the base URL, paths and addresses are text: no '$' of theirs is a variable
         _compose_values({"services": services, "networks": {net: network}}),
@@ -415,6 +329,103 @@ def render_compose_file(inp: ComposeInput) -> str:
         + "# folders first, with their owners (prepare-host.sh), and builds the images.\n"
         + body
     )
+
+
+def _proxy_service(plan: Plan, net: str) -> dict:
+    """configurable-http-proxy in a container of its own, on the public port."""
+    hub_port, base = plan.ports.hub, plan.base_url
+    return {
+        "image": PROXY_IMAGE,
+        "restart": RESTART,
+        "command": [
+            "configurable-http-proxy",
+            "--ip",
+            "0.0.0.0",
+            "--port",
+            str(PROXY_PORT),
+            "--api-ip",
+            "0.0.0.0",
+            "--api-port",
+            str(plan.ports.proxy_api),
+            "--default-target",
+            f"http://{HUB_SERVICE}:{hub_port}",
+            "--error-target",
+            f"http://{HUB_SERVICE}:{hub_port}{base}hub/error",
+            "--log-level",
+            "warn",
+        ],  # fmt: skip
+        "env_file": [ENV_PROXY],
+        # it runs as nobody and needs no privilege at all
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges:true"],
+        "ports": [f"{plan.ip}:{plan.ports.public}:{PROXY_PORT}"],
+        "networks": [net],
+        # its API wants the token: asked with the variable, never the value
+        "healthcheck": _healthcheck(
+            [
+                "CMD",
+                "node",
+                "-e",
+                "require('http').get({port: "
+                + str(plan.ports.proxy_api)
+                + ", path: '/api/routes', headers: "
+                "{Authorization: 'token ' + process.env.CONFIGPROXY_AUTH_TOKEN}}, "
+                "r => process.exit(r.statusCode === 200 ? 0 : 1))"
+                ".on('error', () => process.exit(1))",
+            ]
+        ),
+    }
+
+
+def _hub_service(plan: Plan, images: Images, net: str) -> dict:
+    """The hub, built from the folder's Dockerfile; it spawns people's containers."""
+    return {
+        "build": {"context": ".", "dockerfile": DOCKERFILES["hub"]},
+        "image": images.hub,
+        "restart": RESTART,
+        "command": ["jupyterhub", "-f", hub_config_file(plan)],
+        "env_file": [ENV_JHUB],
+        # root, to make each home with its owner; never more than it started with
+        "security_opt": ["no-new-privileges:true"],
+        "volumes": [
+            # DockerSpawner starts each person's container through the engine
+            "/var/run/docker.sock:/var/run/docker.sock",
+            # hub database, plan.json, people's homes (made before each spawn)
+            f"{plan.paths.data_dir}:{plan.paths.data_dir}",
+            f"{plan.paths.etc}:{plan.paths.etc}:ro",
+        ],
+        "networks": [net],
+        "depends_on": [PROXY_SERVICE],
+        "healthcheck": _healthcheck(
+            _python_get(f"http://127.0.0.1:{plan.ports.hub}{plan.base_url}hub/health", "python3")
+        ),
+    }
+
+
+def _grader_service(inp: ComposeInput, course: str, net: str) -> dict:
+    """A course's grader server, as coursehub.containers builds it; its token is in its
+    env file, so the environment here holds only what that file does not."""
+    g = inp.plan.courses[course]
+    spec = grader_spec(inp, course)
+    in_env_file = set(grader_env_file_values(inp, course))
+    return {
+        "image": spec.image,
+        "restart": RESTART,
+        "user": spec.user,
+        "group_add": [str(gid) for gid in spec.group_add],
+        "working_dir": spec.working_dir,
+        "command": list(spec.command or ()),
+        "cap_drop": list(spec.cap_drop),
+        "security_opt": list(spec.security_opt),
+        "env_file": [ENV_SERVICE.format(course=course)],
+        "environment": {k: v for k, v in sorted(spec.environment.items()) if k not in in_env_file},
+        "volumes": [f"{m.source}:{m.target}{':ro' if m.read_only else ''}" for m in spec.mounts],
+        "networks": [net],
+        "depends_on": [HUB_SERVICE],
+        "healthcheck": _healthcheck(
+            _python_get(f"http://127.0.0.1:{SYSTEM_GRADER_PORT}{g.prefix}api")
+        ),
+    }
 
 
 def _extension_comment(env: str) -> str:
