@@ -27,16 +27,24 @@ def grader_account(course_id: str) -> str:
     return f"{GRADER_PREFIX}{course_id}"
 
 
+def _text_problem(value: object, longest: int) -> str | None:
+    """What every name coursehub keeps must be: a non-empty lower-case string, short."""
+    if not isinstance(value, str):
+        return f"must be a string, not {type(value).__name__}"
+    if not value:
+        return "must not be empty"
+    if len(value) > longest:
+        return f"is {len(value)} characters long; use at most {longest}"
+    if value != value.lower():
+        return f"has upper-case letters; write it as {value.lower()!r}"
+    return None
+
+
 def username_problem(name: object) -> str | None:
     """Why `name` cannot be a coursehub username, or None when it can."""
-    if not isinstance(name, str):
-        return f"must be a string, not {type(name).__name__}"
-    if not name:
-        return "must not be empty"
-    if len(name) > MAX_USERNAME:
-        return f"is {len(name)} characters long; use at most {MAX_USERNAME}"
-    if name != name.lower():
-        return f"has upper-case letters; write it as {name.lower()!r}"
+    problem = _text_problem(name, MAX_USERNAME)
+    if problem:
+        return problem
     if not _USERNAME.match(name) or ".." in name or name.endswith("."):
         return (
             "may only use a-z, 0-9, '.', '_' and '-', must start with a letter or digit, "
@@ -59,14 +67,9 @@ def username_problem(name: object) -> str | None:
 
 def course_id_problem(course_id: object) -> str | None:
     """Why `course_id` cannot be a course id, or None when it can."""
-    if not isinstance(course_id, str):
-        return f"must be a string, not {type(course_id).__name__}"
-    if not course_id:
-        return "must not be empty"
-    if len(course_id) > MAX_COURSE_ID:
-        return f"is {len(course_id)} characters long; use at most {MAX_COURSE_ID}"
-    if course_id != course_id.lower():
-        return f"has upper-case letters; write it as {course_id.lower()!r}"
+    problem = _text_problem(course_id, MAX_COURSE_ID)
+    if problem:
+        return problem
     if not _COURSE_ID.match(course_id):
         return (
             "may only use a-z, 0-9, '_' and '-', and must start and end with a letter or digit "

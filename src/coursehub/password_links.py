@@ -28,7 +28,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from .plan import Plan
-from .secrets import private_file
+from .privatedb import PrivateDB
 
 SET_PASSWORD_PATH = "/coursehub/set-password"  # noqa: S105 - a URL path under /hub/
 MAX_FAILURES = 5  # wrong codes for one name before its link is locked
@@ -81,36 +81,20 @@ def _digest(code: str) -> str:
     return hashlib.sha256(code.encode("utf-8")).hexdigest()
 
 
-class LinkStore:
-    """Links by name (one live link per person) and whose password a link set."""
+class LinkStore(PrivateDB):
+    """Links by name (one live link per person) and whose password a link set; the
+    hashes of the codes and who set a password are nobody else's (a private file)."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        private_file(self.path)  # hashes of the codes and who set a password
-        with self._connect() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS link ("
-                " name TEXT PRIMARY KEY, digest TEXT NOT NULL, expires REAL NOT NULL,"
-                " failures INTEGER NOT NULL DEFAULT 0, spent REAL)"
-            )
-            db.execute("CREATE TABLE IF NOT EXISTS set_by_link (name TEXT PRIMARY KEY, at REAL)")
-
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=10, isolation_level=None)
+    schema = (
+        "CREATE TABLE IF NOT EXISTS link ("
+        " name TEXT PRIMARY KEY, digest TEXT NOT NULL, expires REAL NOT NULL,"
+        " failures INTEGER NOT NULL DEFAULT 0, spent REAL)",
+        "CREATE TABLE IF NOT EXISTS set_by_link (name TEXT PRIMARY KEY, at REAL)",
+    )
 
     def _transaction(self, work):
-        db = self._connect()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            result = work(db)
-            db.execute("COMMIT")
-            return result
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        finally:
-            db.close()
+        with self.transaction() as db:
+            return work(db)
 
     def issue(self, name: str, ttl: int = DEFAULT_EXPIRY, now: float | None = None) -> str:
         """A new code for `name`, valid for `ttl` seconds; any earlier link of `name` stops
@@ -177,14 +161,11 @@ class LinkStore:
         self._transaction(lambda db: db.execute("DELETE FROM set_by_link WHERE name = ?", (name,)))
 
     def set_by_link(self, name: str) -> bool:
-        db = self._connect()
-        try:
+        with self.connection() as db:
             return (
                 db.execute("SELECT 1 FROM set_by_link WHERE name = ?", (name,)).fetchone()
                 is not None
             )
-        finally:
-            db.close()
 
 
 def names_set_by_link(path: str | Path) -> set[str]:

@@ -166,11 +166,11 @@ SCHEMA: dict[str, Any] = {
 
 # Which auth options belong to which auth type.
 _AUTH_OPTIONS = {
-    "first-use": {"min_password_length"},
-    "shared-password": {"user_password", "admin_password"},
+    FIRST_USE: {"min_password_length"},
+    SHARED_PASSWORD: {"user_password", "admin_password"},
     # LMS launches; key and secret may come from LTI_CONSUMER_KEY / LTI_SHARED_SECRET instead
-    "lti11": {"consumer_key", "shared_secret", "contexts", "course_creation", "outcome_hosts"},
-    "lti13": {
+    LTI11: {"consumer_key", "shared_secret", "contexts", "course_creation", "outcome_hosts"},
+    LTI13: {
         "issuer",
         "client_id",
         "jwks_url",
@@ -378,7 +378,7 @@ def parse_site(data: Any, source: str = "site file") -> Site:
         _course(f"courses[{ci}]", _mapping(raw), problems) for ci, raw in enumerate(raw_courses)
     ]
     _check_course_ids_unique([c.id for c in courses], problems)
-    if auth_type == "shared-password":
+    if auth_type == SHARED_PASSWORD:
         _shared_passwords(auth_data, admins, problems)
     if auth_type in LTI_TYPES:
         _lti_auth(auth_type, auth_data, problems)
@@ -474,7 +474,7 @@ def _auth(auth_type: str | None, auth_data: dict[str, Any]) -> Auth:
         admin_password=auth_data.get("admin_password"),
         **{
             k: auth_data.get(k)
-            for k in _AUTH_OPTIONS["lti13"] | {"consumer_key", "shared_secret"}
+            for k in _AUTH_OPTIONS[LTI13] | {"consumer_key", "shared_secret"}
             if k not in _LTI_STRUCTURED
         },
         contexts=tuple(_mapping(auth_data.get("contexts")).items()),
@@ -645,7 +645,7 @@ def _lti_auth(auth_type: str, auth: dict[str, Any], problems: list[str]) -> None
     """Check an LMS auth section's values (the schema checks its shape)."""
     from urllib.parse import urlsplit
 
-    if auth_type == "lti11":
+    if auth_type == LTI11:
         secret = auth.get("shared_secret")
         if isinstance(secret, str) and len(secret) < MIN_LTI_SECRET:
             problems.append(
@@ -794,7 +794,7 @@ def load_site(path: str | Path) -> Site:
 def site_to_data(site: Site) -> dict[str, Any]:
     """The site as plain data, in the site file's own shape (for writing it back)."""
     auth: dict[str, Any] = {"type": site.auth.type}
-    if site.auth.type == "first-use":
+    if site.auth.type == FIRST_USE:
         auth["min_password_length"] = site.auth.min_password_length
     elif site.auth.type in LTI_TYPES:
         for key in sorted(_AUTH_OPTIONS[site.auth.type] - set(_LTI_STRUCTURED)):

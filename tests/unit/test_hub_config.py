@@ -167,3 +167,100 @@ def test_the_org_name_on_the_login_page_is_text_not_markup():
     line = login_announcement('Evil <script>alert("x")</script> & Co')
     assert "<script>" not in line
     assert "&lt;script&gt;" in line and "&amp; Co" in line
+
+
+# -- the escape hatch: the operator's own *.py in jupyterhub_config.d, loaded last
+
+
+def _hub_config_files(tmp_path, plan):
+    """The generated jupyterhub_config.py, read by traitlets' own loader (as the hub
+    reads it), with coursehub's `configure` left out: the order of loading is the point."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from coursehub.hub.config import render_jupyterhub_config
+
+    config_d = tmp_path / "jupyterhub_config.d"
+    config_d.mkdir(mode=0o700)
+    main = tmp_path / "jupyterhub_config.py"
+    text = render_jupyterhub_config(plan.paths.plan_file, "/opt/env", str(config_d))
+    # coursehub's part, as configure() would set one value
+    text = text.replace(
+        "configure(c,", "c.JupyterHub.concurrent_spawn_limit = 100  # coursehub's\n_ = (c,"
+    )
+    main.write_text(text)
+
+    def load():
+        return PyFileConfigLoader(main.name, path=str(tmp_path)).load_config()
+
+    return config_d, load
+
+
+def test_files_of_jupyterhub_config_d_load_after_coursehubs_in_name_order(tmp_path, plan):
+    config_d, load = _hub_config_files(tmp_path, plan)
+    (config_d / "20-later.py").write_text("c.JupyterHub.concurrent_spawn_limit = 20\n")
+    (config_d / "10-first.py").write_text(
+        "c.JupyterHub.concurrent_spawn_limit = 10\nc.JupyterHub.shutdown_on_logout = True\n"
+    )
+    (config_d / "notes.txt").write_text("c.JupyterHub.concurrent_spawn_limit = 1\n")
+    c = load()
+    assert c.JupyterHub.concurrent_spawn_limit == 20  # the last file's word is final
+    assert c.JupyterHub.shutdown_on_logout is True
+    for f in config_d.iterdir():
+        f.unlink()
+    assert load().JupyterHub.concurrent_spawn_limit == 100  # nothing there: coursehub's
+
+
+@pytest.mark.parametrize("unsafe", ["group-writable", "world-writable", "a link", "folder"])
+def test_a_file_another_account_could_change_stops_the_hub(tmp_path, plan, unsafe):
+    from coursehub.hub.config import UnsafeConfig
+
+    config_d, load = _hub_config_files(tmp_path, plan)
+    target = config_d / "50-site.py"
+    if unsafe == "a link":
+        elsewhere = tmp_path / "elsewhere.py"
+        elsewhere.write_text("c.JupyterHub.concurrent_spawn_limit = 1\n")
+        target.symlink_to(elsewhere)
+    else:
+        target.write_text("c.JupyterHub.concurrent_spawn_limit = 1\n")
+        mode = {"group-writable": 0o664, "world-writable": 0o646, "folder": 0o644}[unsafe]
+        target.chmod(mode)
+        if unsafe == "folder":
+            config_d.chmod(0o777)
+    with pytest.raises(UnsafeConfig, match="jupyterhub_config.d: .*then start again"):
+        load()
+
+
+def test_the_folder_of_jupyterhub_config_d_is_in_the_plan_for_root_only(plan):
+    [folder] = [f for f in plan.folders if f.path == plan.paths.hub_config_d]
+    assert (folder.uid, folder.mode) == (0, 0o700)
+    assert folder.path.startswith(plan.paths.etc + "/")
+
+
+# -- each update_* function sets its concern on a bare Config
+
+
+def test_update_functions_each_set_their_own_concern(plan):
+    from traitlets.config import Config
+
+    from coursehub.hub.config import update_hub, update_roles, update_services, update_spawner
+    from coursehub.secrets import secret_names
+
+    secrets = {n: "ab" * 32 for n in secret_names(list(plan.courses))}
+    c = Config()
+    update_roles(c, plan)
+    assert set(c.JupyterHub) == {"load_groups", "load_roles", "custom_scopes"}
+    c = Config()
+    update_services(c, plan, secrets)
+    assert [s["name"] for s in c.JupyterHub.services] == ["coursehub", *plan.courses]
+    assert all(
+        s["oauth_redirect_uri"].endswith("/oauth_callback") for s in c.JupyterHub.services[1:]
+    )
+    c = Config()
+    update_hub(c, plan, secrets)
+    assert c.JupyterHub.db_url == plan.paths.hub_db_url
+    assert c.ConfigurableHTTPProxy.api_url == plan.proxy_api_url
+    assert "services" not in c.JupyterHub and "authenticator_class" not in c.JupyterHub
+    c = Config()
+    update_spawner(c, plan, plan.paths.plan_file, "/opt/env")
+    assert c.JupyterHub.spawner_class == "coursehub.hub.spawner.CourseLocalSpawner"
+    assert set(c.JupyterHub) == {"spawner_class"}

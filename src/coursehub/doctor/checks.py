@@ -300,7 +300,7 @@ def check_first_use(ctx: Context) -> list[Problem]:
     if not _loopback(plan.ip):
         problems.append(
             Problem(
-                "first-use",
+                FIRST_USE,
                 f"the hub listens on {plan.ip or 'every interface'} (hub.ip) with first-use "
                 "logins: anyone who reaches the hub can claim a student's name before the "
                 "student does",
@@ -312,7 +312,7 @@ def check_first_use(ctx: Context) -> list[Problem]:
     for name in claimable_by_first_login(plan, privileged):
         problems.append(
             Problem(
-                "first-use",
+                FIRST_USE,
                 f"{name} is an admin or instructor, yet the hub's authenticator lets the first "
                 f"login with that name set its password: anyone who knows the name can claim it",
                 "the hub's first-use authenticator must be coursehub's "
@@ -330,7 +330,7 @@ def check_first_use(ctx: Context) -> list[Problem]:
         if name in with_password and name not in by_link:
             problems.append(
                 Problem(
-                    "first-use",
+                    FIRST_USE,
                     f"{name} is an admin or instructor whose password was set by a first login "
                     "(before coursehub asked for a link, or while a student): whoever typed "
                     f"{name!r} first may hold it, so the hub refuses that password",
@@ -623,6 +623,28 @@ def check_site_file(ctx: Context) -> list[Problem]:
     return site_file_problems(path)
 
 
+def check_hub_config_d(ctx: Context) -> list[Problem]:
+    """The operator's own hub configuration (jupyterhub_config.d): which files the hub
+    loads after coursehub's, and none that another account could change (they run in
+    the hub, which refuses to start with one)."""
+    from ..hub.config import UnsafeConfig, extra_config_files
+
+    folder = ctx.plan.paths.hub_config_d
+    try:
+        files = extra_config_files(folder)
+    except UnsafeConfig as err:
+        return [Problem("hub-config", str(err), "the hub does not start until it is fixed")]
+    except OSError as err:
+        return [Problem("hub-config", f"cannot read {folder}: {err}", "run doctor as root")]
+    names = ", ".join(os.path.basename(f) for f in files)
+    ctx.note(
+        f"the hub loads {names} from {folder}, after coursehub's configuration"
+        if files
+        else f"no hub configuration of your own in {folder} (*.py there is loaded last)"
+    )
+    return []
+
+
 CHECKS: tuple[Callable[[Context], list[Problem]], ...] = (
     check_plan,
     check_folders,
@@ -634,6 +656,7 @@ CHECKS: tuple[Callable[[Context], list[Problem]], ...] = (
     check_grading_sandbox,
     check_processes,
     check_hub,
+    check_hub_config_d,
     check_identities,
     check_site_file,
 )

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..secrets import _check_private, write_private
-from ..site import Site
+from ..site import LTI11, Site
 
 CREDENTIALS_FILE = "lti.json"
 ENV_KEY, ENV_SECRET = "LTI_CONSUMER_KEY", "LTI_SHARED_SECRET"
@@ -56,7 +56,7 @@ def store_lti_credentials(
     site: Site, secrets_dir: str | Path, environ: Mapping[str, str] = os.environ
 ) -> None:
     """Store what the hub needs to check launches (LTI 1.1 only; 1.3 uses public keys)."""
-    if site.auth.type != "lti11":
+    if site.auth.type != LTI11:
         return
     key, secret = lti11_credentials(site, environ, secrets_dir)
     write_private(

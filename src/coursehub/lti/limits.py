@@ -18,14 +18,12 @@ and people joining them, are never limited; `coursehub course add` is not either
 from __future__ import annotations
 
 import math
-import sqlite3
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..plan import PlanAuth
-from ..secrets import private_file
+from ..privatedb import PrivateDB
 from ..site import COURSES_PER_HOUR, MAX_LAUNCH_COURSES
 from .launch import LaunchRefused
 
@@ -59,21 +57,15 @@ _OPERATOR = (
 )
 
 
-class CourseCreations:
-    """The record of the courses launches created (course, LMS, context, when)."""
+class CourseCreations(PrivateDB):
+    """The record of the courses launches created (course, LMS, context, when); which
+    LMS made which course is the operator's alone (a private file)."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        private_file(self.path)  # which LMS made which course is the operator's
-        with self._connect() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS created ("
-                " course TEXT PRIMARY KEY, lms TEXT NOT NULL, context TEXT NOT NULL,"
-                " at REAL NOT NULL)"
-            )
-
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=10, isolation_level=None)
+    schema = (
+        "CREATE TABLE IF NOT EXISTS created ("
+        " course TEXT PRIMARY KEY, lms TEXT NOT NULL, context TEXT NOT NULL,"
+        " at REAL NOT NULL)",
+    )
 
     def admit(
         self,
@@ -97,9 +89,7 @@ class CourseCreations:
                     + _OPERATOR.format(context=context_id),
                     403,
                 )
-        db = self._connect()
-        try:
-            db.execute("BEGIN IMMEDIATE")  # count and record as one step
+        with self.transaction() as db:  # count and record as one step
             recent = db.execute(
                 "SELECT COUNT(*), MIN(at) FROM created WHERE lms = ? AND at > ? AND course != ?",
                 (lms, now - WINDOW, course_id),
@@ -110,7 +100,6 @@ class CourseCreations:
                 if c in existing
             ]
             if recent[0] >= limits.per_hour:
-                db.execute("ROLLBACK")
                 wait = max(1, math.ceil(recent[1] + WINDOW - now))
                 raise CreationRefused(
                     f"coursehub did not create the course '{title}': this LMS has created "
@@ -121,7 +110,6 @@ class CourseCreations:
                     retry_after=wait,
                 )
             if len(made) >= limits.max_courses:
-                db.execute("ROLLBACK")
                 raise CreationRefused(
                     f"coursehub did not create the course '{title}': this hub has "
                     f"{len(made)} course(s) created from LMS launches, its limit "
@@ -133,37 +121,21 @@ class CourseCreations:
                 "INSERT OR REPLACE INTO created (course, lms, context, at) VALUES (?, ?, ?, ?)",
                 (course_id, lms, context_id, now),
             )
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        finally:
-            db.close()
 
     def forget(self, course_id: str) -> None:
         """The creation did not happen after all (the site file could not be written)."""
-        db = self._connect()
-        try:
+        with self.connection() as db:
             db.execute("DELETE FROM created WHERE course = ?", (course_id,))
-        finally:
-            db.close()
 
     def recent(self, lms: str, now: float | None = None) -> int:
         """Courses `lms` created in the last hour."""
         now = time.time() if now is None else now
-        db = self._connect()
-        try:
+        with self.connection() as db:
             return db.execute(
                 "SELECT COUNT(*) FROM created WHERE lms = ? AND at > ?", (lms, now - WINDOW)
             ).fetchone()[0]
-        finally:
-            db.close()
 
     def courses(self) -> dict[str, str]:
         """{course: LMS} of every course a launch created."""
-        db = self._connect()
-        try:
+        with self.connection() as db:
             return dict(db.execute("SELECT course, lms FROM created ORDER BY course"))
-        finally:
-            db.close()

@@ -13,25 +13,21 @@ import sqlite3
 import time
 from pathlib import Path
 
-from ..secrets import private_file
+from ..privatedb import PrivateDB
 
 DEFAULT_WINDOW = 30  # seconds either side of now, as ltiauthenticator's LTI 1.1 check
 
 
-class NonceStore:
-    def __init__(self, path: str | Path, window: int = DEFAULT_WINDOW):
-        self.path = Path(path)
-        self.window = window
-        private_file(self.path)  # nonces and consumer keys are nobody else's
-        with self._connect() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS nonce ("
-                " issuer TEXT NOT NULL, nonce TEXT NOT NULL, ts INTEGER NOT NULL,"
-                " PRIMARY KEY (issuer, nonce))"
-            )
+class NonceStore(PrivateDB):
+    schema = (
+        "CREATE TABLE IF NOT EXISTS nonce ("
+        " issuer TEXT NOT NULL, nonce TEXT NOT NULL, ts INTEGER NOT NULL,"
+        " PRIMARY KEY (issuer, nonce))",
+    )
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=10, isolation_level=None)
+    def __init__(self, path: str | Path, window: int = DEFAULT_WINDOW):
+        super().__init__(path)  # nonces and consumer keys are nobody else's
+        self.window = window
 
     def use(self, issuer: str, nonce: str, timestamp: float, now: float | None = None) -> bool:
         """Record `nonce` of `issuer` (a consumer key or an LTI 1.3 issuer).
@@ -40,9 +36,7 @@ class NonceStore:
         launch's signature is known to be good.
         """
         now = time.time() if now is None else now
-        db = self._connect()
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        with self.transaction() as db:
             # forget what the timestamp window refuses anyway (with a margin for clock steps)
             db.execute("DELETE FROM nonce WHERE ts < ?", (int(now) - 2 * self.window - 1,))
             try:
@@ -51,20 +45,9 @@ class NonceStore:
                     (issuer, nonce, int(timestamp)),
                 )
             except sqlite3.IntegrityError:
-                db.execute("COMMIT")
                 return False
-            db.execute("COMMIT")
-            return True
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        finally:
-            db.close()
+        return True
 
     def __len__(self) -> int:
-        db = self._connect()
-        try:
+        with self.connection() as db:
             return db.execute("SELECT COUNT(*) FROM nonce").fetchone()[0]
-        finally:
-            db.close()

@@ -22,7 +22,9 @@ from ...ids import Ids
 from ...plan import (
     EXTENSIONS,
     GRADER,
+    HUB_HEALTH_PATH,
     INSTRUCTOR,
+    PROXY_ROUTES_PATH,
     STANDARD,
     STUDENT,
     SYSTEM,
@@ -32,9 +34,10 @@ from ...plan import (
     Plan,
     derive,
     page_config_json,
+    proxy_args,
     server_config_json,
 )
-from ...site import Docker, Site, image_namespace
+from ...site import SHARED_PASSWORD, Docker, Site, image_namespace
 from .envfiles import (
     ADMIN_PASSWORD,
     ENV_JHUB,
@@ -108,7 +111,7 @@ def compose_input(
     """Everything the renderers need, from a checked site (pure)."""
     plan = derive(site, root, isolated=True, ids=ids, layout=SYSTEM)
     shared = None
-    if site.auth.type == "shared-password":
+    if site.auth.type == SHARED_PASSWORD:
         shared = {
             "user_password": site.auth.user_password,
             "admin_password": site.auth.admin_password,
@@ -333,27 +336,11 @@ def render_compose_file(inp: ComposeInput) -> str:
 
 def _proxy_service(plan: Plan, net: str) -> dict:
     """configurable-http-proxy in a container of its own, on the public port."""
-    hub_port, base = plan.ports.hub, plan.base_url
+    args = proxy_args(plan, ip="0.0.0.0", port=PROXY_PORT, api_ip="0.0.0.0", hub_host=HUB_SERVICE)
     return {
         "image": PROXY_IMAGE,
         "restart": RESTART,
-        "command": [
-            "configurable-http-proxy",
-            "--ip",
-            "0.0.0.0",
-            "--port",
-            str(PROXY_PORT),
-            "--api-ip",
-            "0.0.0.0",
-            "--api-port",
-            str(plan.ports.proxy_api),
-            "--default-target",
-            f"http://{HUB_SERVICE}:{hub_port}",
-            "--error-target",
-            f"http://{HUB_SERVICE}:{hub_port}{base}hub/error",
-            "--log-level",
-            "warn",
-        ],  # fmt: skip
+        "command": ["configurable-http-proxy", *args],
         "env_file": [ENV_PROXY],
         # it runs as nobody and needs no privilege at all
         "cap_drop": ["ALL"],
@@ -368,7 +355,7 @@ def _proxy_service(plan: Plan, net: str) -> dict:
                 "-e",
                 "require('http').get({port: "
                 + str(plan.ports.proxy_api)
-                + ", path: '/api/routes', headers: "
+                + f", path: '{PROXY_ROUTES_PATH}', headers: "
                 "{Authorization: 'token ' + process.env.CONFIGPROXY_AUTH_TOKEN}}, "
                 "r => process.exit(r.statusCode === 200 ? 0 : 1))"
                 ".on('error', () => process.exit(1))",
@@ -397,7 +384,9 @@ def _hub_service(plan: Plan, images: Images, net: str) -> dict:
         "networks": [net],
         "depends_on": [PROXY_SERVICE],
         "healthcheck": _healthcheck(
-            _python_get(f"http://127.0.0.1:{plan.ports.hub}{plan.base_url}hub/health", "python3")
+            _python_get(
+                f"http://127.0.0.1:{plan.ports.hub}{plan.base_url}{HUB_HEALTH_PATH}", "python3"
+            )
         ),
     }
 

@@ -27,7 +27,7 @@ from .envfiles import (
     parse_env_file,
     secrets_from_env_files,
 )
-from .render import MANIFEST, ComposeInput, Rendered, compose_input, render_all
+from .render import MANIFEST, ComposeInput, Rendered, compose_input
 from .versions import pinned_closure
 from .wheel import build_wheel
 
@@ -167,13 +167,3 @@ def write_folder(out: Path, files: dict[str, Rendered], force: bool = False) -> 
         manifest_path, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode(), 0o644
     )
     return outcome
-
-
-def render_compose(
-    site_file: str, out: str | Path, root: str = "/", force: bool = False
-) -> tuple[ComposeInput, Outcome]:
-    """Render `site_file` into `out`. Nothing is written unless every check passes."""
-    out = Path(out)
-    inp = prepare_input(site_file, out, root)
-    files = render_all(inp)
-    return inp, write_folder(out, files, force)

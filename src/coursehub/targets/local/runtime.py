@@ -19,7 +19,14 @@ from ...plan import Plan
 from ...runas import demote, find_nss_wrapper
 from ...secrets import load_secrets, write_private
 from .processes import ProcessSpec, find_proxy, grader_spec, hub_spec, proxy_spec
-from .supervisor import Supervisor, http_answers, http_ok, processes_of, terminate_all
+from .supervisor import (
+    Supervisor,
+    http_answers,
+    http_ok,
+    process_exists,
+    processes_of,
+    terminate_all,
+)
 
 
 @dataclass(frozen=True)
@@ -325,23 +332,10 @@ def wait_healthy(
                 progress(f"{h.name} is up")
         if all(h.ok for h in checks):
             return True
-        if pid is not None and not _alive(pid):
+        if pid is not None and not process_exists(pid):
             return False
         time.sleep(0.3)
     return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return os.waitpid(pid, os.WNOHANG)[0] == 0
-    except ChildProcessError:
-        return True
 
 
 def stop(inst: Installation, timeout: float = 20.0) -> tuple[bool, list[int]]:
