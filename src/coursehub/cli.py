@@ -309,7 +309,8 @@ def _tail_logs(inst, lines: int = 15) -> None:
 
 
 def cmd_supervise(args) -> int:
-    from .targets.local.runtime import Installation, supervise
+    from .targets.local.daemon import supervise
+    from .targets.local.runtime import Installation
 
     return supervise(Installation(_data_dir(args)))
 

@@ -465,10 +465,18 @@ def test_hub_refuses_an_env_without_a_course_token(inp, files):
         secrets_from_env(inp.plan, broken)
 
 
-def test_rendered_jupyterhub_config_only_loads_the_plan(files):
+def test_rendered_jupyterhub_config_loads_the_plan_then_the_operators_own(files, inp):
     config = text(files, "jupyterhub_config.py")
     assert "from coursehub.targets.compose.hubconfig import configure" in config
     assert f"configure(c, '{ROOT}/srv/jupyterhub/state/plan.json')" in config
+    # the escape hatch: /etc/jupyterhub/jupyterhub_config.d/*.py, after coursehub's
+    config_d = f"{ROOT}/etc/jupyterhub/jupyterhub_config.d"
+    lines = config.splitlines()
+    load = lines.index(f"load_extra_config(load_subconfig, {config_d!r})  # noqa: F821")
+    assert load > next(i for i, line in enumerate(lines) if line.startswith("configure("))
+    # the host makes the folder root's alone, and the hub's container sees it (in /etc)
+    [folder] = [f for f in inp.plan.folders if f.path == config_d]
+    assert (folder.uid, folder.gid, folder.mode) == (0, 0, 0o700)
 
 
 def test_every_spawner_setting_is_a_trait_of_the_docker_spawner(inp, files):

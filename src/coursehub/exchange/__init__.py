@@ -25,6 +25,8 @@ modes from the Plan) and these classes keep them that way:
 The classes live in ``coursehub.exchange.classes`` (they import nbgrader) and are
 found here by name, as nbgrader's configuration names them
 (``coursehub.exchange.CourseCollect``); importing this package alone stays light.
+They run in people's and graders' servers: they import nbgrader, coursehub.paths and
+each other, never the hub, the Plan's targets or anything that needs root.
 """
 
 from __future__ import annotations

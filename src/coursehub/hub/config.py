@@ -14,11 +14,12 @@ import stat
 
 from traitlets.config import Config
 
-from ..plan import LOAD_COURSES_SCOPE, SERVICE_NAME, Plan, load_plan
+from ..plan import SERVICE_NAME, Plan, load_plan
 from ..runas import find_nss_wrapper
 from ..secrets import COOKIE_SECRET_FILE, load_secrets, load_shared_passwords
 from ..site import FIRST_USE, LTI11, LTI13, SHARED_PASSWORD
 from .home import TEMPLATES, HomeTemplateVar
+from .services import CUSTOM_SCOPES, course_service
 
 AUTHENTICATORS = {
     FIRST_USE: "coursehub.hub.auth.CourseFirstUseAuthenticator",
@@ -26,29 +27,6 @@ AUTHENTICATORS = {
     LTI11: "coursehub.hub.lti.CourseLTI11Authenticator",
     LTI13: "coursehub.hub.lti.CourseLTI13Authenticator",
 }
-
-
-CUSTOM_SCOPES = {
-    LOAD_COURSES_SCOPE: {
-        "description": "Load the site file's new courses into the running hub (roles, "
-        "groups, grader services) without a restart.",
-    },
-}
-
-
-def course_service(plan: Plan, course_id: str, token: str) -> dict:
-    """The hub service of a course's grader server (external: coursehub starts it)."""
-    g = plan.courses[course_id]
-    return {
-        "name": course_id,
-        "url": g.url,
-        "api_token": token,
-        "oauth_client_id": g.oauth_client_id,
-        "oauth_redirect_uri": g.oauth_callback,
-        "oauth_no_confirm": True,
-        "display": True,
-        "info": {"title": g.title, "kind": "nbgrader grader service"},
-    }
 
 
 def login_announcement(org: str) -> str:

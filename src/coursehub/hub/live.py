@@ -30,7 +30,7 @@ from tornado import web
 
 from ..plan import LOAD_COURSES_PATH, LOAD_COURSES_SCOPE, Plan, load_plan
 from ..secrets import load_secrets
-from .config import course_service
+from .services import course_service
 
 
 async def load_courses(

@@ -36,7 +36,7 @@ from typing import Any
 
 from ..plan import PlanAuth
 from ..site import LTI13, split_host_entry
-from .outcomes import OutcomeError
+from .errors import OutcomeError
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")  # as the site file's rule for lti13 URLs
 DEFAULT_PORTS = {"http": 80, "https": 443}

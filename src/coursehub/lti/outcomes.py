@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
 from ..secrets import private_file
+from .errors import OutcomeError
 from .launch import Outcome
 
 if TYPE_CHECKING:
@@ -239,7 +240,3 @@ def send_lti11_score(
         raise OutcomeError(f"the LMS answered HTTP {r.status_code}")
     if not outcome_succeeded(r.text):
         raise OutcomeError("the LMS did not accept the score (imsx_codeMajor is not success)")
-
-
-class OutcomeError(RuntimeError):
-    pass

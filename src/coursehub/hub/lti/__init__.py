@@ -32,6 +32,11 @@ coursehub checks the deployment id against the site file's auth.deployment_ids
 
 A direct visit to /hub/login shows a page that says to open coursehub from
 the LMS: there is no password to type.
+
+`authenticators` holds the two authenticators, `handlers` their pages and `config`
+their settings from the Plan. They import ltiauthenticator, coursehub.lti (the pure
+launch and grade logic) and coursehub.hub; what a launch changes is applied by the
+target's Host, never by importing a target.
 """
 
 # What the hub's configuration names (coursehub.hub.lti.CourseLTI11Authenticator...).
