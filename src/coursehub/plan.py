@@ -204,6 +204,30 @@ class PlanAuth:
         accepted deployments are read at every launch instead."""
         return replace(self, contexts={}, deployment_ids=())
 
+    def to_dict(self) -> dict[str, Any]:
+        """As plan.json keeps it: only what the auth type uses, in the shape every
+        coursehub version reads (a hub still running an older one reads it too)."""
+        out: dict[str, Any] = {"type": self.type}
+        if self.type == FIRST_USE:
+            out["min_password_length"] = self.min_password_length
+        if not self.is_lti:
+            return out
+        for key in ("issuer", "client_id", "jwks_url", "authorize_url", "token_url"):
+            if getattr(self, key):
+                out[key] = getattr(self, key)
+        out["contexts"] = dict(self.contexts)
+        if self.deployment_ids:
+            out["deployment_ids"] = list(self.deployment_ids)
+        out["course_creation"] = {
+            "per_hour": self.courses_per_hour,
+            "max_courses": self.max_launch_courses,
+        }
+        if self.outcome_hosts is not None:
+            out["outcome_hosts"] = list(self.outcome_hosts)
+        if self.service_hosts:
+            out["service_hosts"] = list(self.service_hosts)
+        return out
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PlanAuth:
         data = dict(data)
@@ -323,7 +347,7 @@ class Plan:
         return f"{self.hub_url}hub{LOAD_COURSES_PATH}"
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1, sort_keys=True)
+        return json.dumps({**asdict(self), "auth": self.auth.to_dict()}, indent=1, sort_keys=True)
 
     def port_purposes(self) -> dict[int, str]:
         """Every port the installation uses, with what it is for."""

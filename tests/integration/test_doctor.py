@@ -209,6 +209,44 @@ def test_token_with_more_scopes_and_a_stray_service(inst):
         assert len(problems(result)) == 3, result.stdout
 
 
+def test_own_hub_configuration_loads_last_and_one_others_could_change_is_refused(inst):
+    """jupyterhub_config.d: doctor names what the hub loads; the hub takes it at its next
+    start (here: its metrics without a token, which coursehub's own config refuses); a
+    file another account could write is a problem, and the hub refuses to start with it."""
+    import requests
+
+    config_d = inst.data_dir / "etc" / "jupyterhub_config.d"
+    assert stat.S_IMODE(config_d.stat().st_mode) == 0o700 and config_d.stat().st_uid == 0
+    metrics = f"{inst.url}hub/metrics"
+    assert requests.get(metrics, timeout=10).status_code == 403
+    r = doctor(inst)
+    assert f"note: no hub configuration of your own in {config_d}" in r.stdout, r.stdout
+    own = config_d / "50-metrics.py"
+    own.write_text("c.JupyterHub.authenticate_prometheus = False\n")
+    own.chmod(0o600)
+    try:
+        r = doctor(inst)
+        assert r.returncode == 0, r.stdout
+        assert f"note: the hub loads 50-metrics.py from {config_d}" in r.stdout, r.stdout
+        inst.down()
+        inst.up(check=True)
+        assert requests.get(metrics, timeout=10).status_code == 200
+        own.chmod(0o620)  # the group may write it now: code another account could change
+        found = named(doctor(inst), "hub-config", str(own), "others may write it")
+        assert "chmod go-w" in found
+        inst.down()
+        refused = inst.cli(
+            "up", "--site", str(inst.site_file), "--detach", "--timeout", "20", check=False
+        )
+        assert refused.returncode != 0
+        assert "others may write it" in inst.logs()
+    finally:
+        own.unlink()
+        inst.down()
+    inst.up(check=True)
+    assert requests.get(metrics, timeout=10).status_code == 403
+
+
 def test_a_stopped_installation_has_no_problems(inst):
     inst.down()  # stopped already by the test before; restored, and stopped it has no problems
     r = doctor(inst)

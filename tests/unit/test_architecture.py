@@ -71,6 +71,12 @@ def test_no_data_folder_file_name_outside_the_paths_module(path):
     )
 
 
+def _package_of(path: Path) -> str:
+    """The package a module's relative imports start from (a package's own, for __init__)."""
+    parts = path.relative_to(SRC).with_suffix("").parts
+    return ".".join(("coursehub", *parts[:-1]))
+
+
 def _lazy_nodes(tree: ast.AST) -> set[int]:
     """ids of the imports a plain `import` of the module never runs: those only a type
     checker reads (`if TYPE_CHECKING:`) and a package's lazy `__getattr__`."""
@@ -87,9 +93,7 @@ def imported_modules(path: Path, *, eager: bool = False) -> set[str]:
     """Every module `path` imports, absolute, at any level of the code (function-level
     imports included: they hide cycles, they do not remove them). `eager`: leave out
     what only a type checker or a lazy package `__getattr__` imports."""
-    package = ".".join(("coursehub", *path.relative_to(SRC).with_suffix("").parts))
-    if path.name != "__init__.py":
-        package = package.rpartition(".")[0]
+    package = _package_of(path)
     tree = ast.parse(path.read_text())
     skipped = _lazy_nodes(tree) if eager else set()
     found = set()
@@ -184,3 +188,36 @@ def test_no_import_cycle_in_coursehub():
         if not b.startswith(a + ".") and reaches(b, a)
     )
     assert cycles == []
+
+
+def _imported_names(path: Path) -> list[tuple[int, str, str]]:
+    """(line, module, name) of every `from coursehub... import name` in `path`."""
+    package = _package_of(path)
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            if module == "coursehub" or module.startswith("coursehub."):
+                out += [(node.lineno, module, a.name) for a in node.names]
+    return out
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(SRC)))
+def test_every_name_imported_from_coursehub_exists(path):
+    """Imports inside functions run only when the function does: a name moved elsewhere
+    would fail at that moment, in front of a user. Each one is checked here."""
+    import importlib
+
+    missing = []
+    for line, module, name in _imported_names(path):
+        mod = importlib.import_module(module)
+        if not hasattr(mod, name):
+            try:
+                importlib.import_module(f"{module}.{name}")
+            except ImportError:
+                missing.append(f"line {line}: {module}.{name}")
+    assert missing == []

@@ -521,3 +521,13 @@ def test_page_without_the_coursehub_var_is_jupyterhubs_own(xss_plan, fake_secret
     env, template_vars = hub_env(c)
     html = render(env, template_vars, "sam")
     assert "My Server" in html and "coursehub-home" not in html
+
+
+def test_health_is_not_known_when_no_target_provides_the_plans_layout(local_plan, monkeypatch):
+    from coursehub import hosting
+
+    def missing(kind):
+        raise hosting.HostUnsupported(f"no coursehub target provides layout {kind!r}")
+
+    monkeypatch.setattr(hosting, "_host_class", missing)
+    assert installation_health(local_plan) == InstallationHealth(available=False)

@@ -93,3 +93,18 @@ def test_docker_host_hub_reads_its_environment(tmp_path):
     assert load_lti_credentials(tmp_path, env)["shared_secret"] == SECRET
     with pytest.raises(CredentialsError, match="LTI_CONSUMER_KEY"):
         load_lti_credentials(tmp_path, {})
+
+
+def test_plan_json_keeps_the_auth_section_in_the_shape_every_version_reads():
+    """A hub still running the coursehub before an upgrade reads the new plan.json: the
+    auth section keeps its shape (course_creation as one mapping), and reads back the same."""
+    from coursehub.plan import Plan
+
+    site = lti11_site(consumer_key="lms", shared_secret=SECRET, contexts={"c1": "algebra"})
+    text = derive(site, DATA_DIR, isolated=True).to_json()
+    assert json.loads(text)["auth"] == {
+        "type": "lti11",
+        "contexts": {"c1": "algebra"},
+        "course_creation": {"per_hour": 10, "max_courses": 200},
+    }
+    assert Plan.from_json(text).auth == PlanAuth("lti11", contexts={"c1": "algebra"})

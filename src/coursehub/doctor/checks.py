@@ -630,8 +630,10 @@ def check_hub_config_d(ctx: Context) -> list[Problem]:
     from ..hub.config import UnsafeConfig, extra_config_files
 
     folder = ctx.plan.paths.hub_config_d
+    planned = next((f for f in ctx.plan.folders if f.path == folder), None)
     try:
-        files = extra_config_files(folder)
+        # as the hub will judge them: owned by the account the hub runs as
+        files = extra_config_files(folder, planned.uid if planned else None)
     except UnsafeConfig as err:
         return [Problem("hub-config", str(err), "the hub does not start until it is fixed")]
     except OSError as err:

@@ -9,13 +9,17 @@ coursehub.hub, never a target.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from traitlets.config import Config
 
 from ..plan import SERVICE_NAME, Plan, load_plan
 from ..runas import find_nss_wrapper
+from ..safefs import UnsafePathError, open_folder
 from ..secrets import COOKIE_SECRET_FILE, load_secrets, load_shared_passwords
 from ..site import FIRST_USE, LTI11, LTI13, SHARED_PASSWORD
 from .home import TEMPLATES, HomeTemplateVar
@@ -176,50 +180,82 @@ class UnsafeConfig(RuntimeError):
     """A file of jupyterhub_config.d that someone other than the hub's owner could change."""
 
 
-def _unsafe(path: str, st: os.stat_result, kind: str) -> str | None:
+_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO never blocks
+
+
+def _unsafe(what: str, st: os.stat_result, kind: str, owner: int) -> str | None:
     if not (stat.S_ISDIR(st.st_mode) if kind == "folder" else stat.S_ISREG(st.st_mode)):
-        return f"{path}: not a {kind} (links are not followed)"
-    if st.st_uid != os.geteuid():
-        return f"{path}: owned by uid {st.st_uid}, not the hub's ({os.geteuid()})"
+        return f"{what}: not a {kind}"
+    if st.st_uid != owner:
+        return f"{what}: owned by uid {st.st_uid}, not the hub's ({owner})"
     if st.st_mode & 0o022:
-        return f"{path}: others may write it (mode {stat.S_IMODE(st.st_mode):o})"
+        return f"{what}: others may write it (mode {stat.S_IMODE(st.st_mode):o})"
     return None
 
 
-def extra_config_files(folder: str) -> list[str]:
+@contextmanager
+def _opened_config_files(folder: str, owner: int) -> Iterator[list[tuple[str, int]]]:
+    """(name, open descriptor) of each *.py of `folder` in name order, each checked on
+    its descriptor (so the file checked is the file loaded), closed afterwards."""
+    try:
+        dir_fd = open_folder(folder)  # walked from /, following no link another could make
+    except FileNotFoundError:
+        yield []
+        return
+    except (UnsafePathError, NotADirectoryError) as err:
+        raise UnsafeConfig(f"jupyterhub_config.d: {err}") from None
+    opened: list[tuple[str, int]] = []
+    try:
+        problems = [p for p in [_unsafe(folder, os.fstat(dir_fd), "folder", owner)] if p]
+        for name in sorted(os.listdir(dir_fd)) if not problems else []:
+            if not name.endswith(".py") or name.startswith("."):
+                continue  # editors' swap and lock files start with a dot
+            path = os.path.join(folder, name)
+            try:
+                fd = os.open(name, _FILE, dir_fd=dir_fd)
+            except OSError as err:
+                if err.errno != errno.ELOOP:
+                    raise
+                problems.append(f"{path}: a symbolic link (links are not followed)")
+                continue
+            opened.append((name, fd))
+            problem = _unsafe(path, os.fstat(fd), "regular file", owner)
+            problems += [problem] if problem else []
+        if problems:
+            raise UnsafeConfig(
+                "jupyterhub_config.d: " + "; ".join(problems) + f". Make them uid {owner}'s "
+                f"(chown {owner}, chmod go-w) or move them away, then start again."
+            )
+        yield opened
+    finally:
+        for _, fd in opened:
+            os.close(fd)
+        os.close(dir_fd)
+
+
+def extra_config_files(folder: str, owner: int | None = None) -> list[str]:
     """The operator's own hub configuration: the *.py files of `folder`, in name order,
     loaded after coursehub's (what they set wins). They run in the hub, so each must be
-    a regular file, and it and the folder the hub's owner's and nobody else's to write;
-    anything else stops the hub with the reason (a silently skipped file could be the
-    setting that keeps the hub safe)."""
-    try:
-        st = os.lstat(folder)
-    except FileNotFoundError:
-        return []
-    problems = [p for p in [_unsafe(folder, st, "folder")] if p]
-    files = []
-    if not problems:
-        for name in sorted(os.listdir(folder)):
-            if not name.endswith(".py") or name.startswith("."):
-                continue
-            path = os.path.join(folder, name)
-            problem = _unsafe(path, os.lstat(path), "regular file")
-            problems += [problem] if problem else []
-            files.append(path)
-    if problems:
-        raise UnsafeConfig(
-            "jupyterhub_config.d: " + "; ".join(problems) + ". Make them the hub owner's "
-            "(chown root, chmod go-w) or move them away, then start again."
-        )
-    return files
+    a regular file, and it and the folder `owner`'s (the hub's account) and nobody
+    else's to write; anything else stops the hub with the reason (a silently skipped
+    file could be the setting that keeps the hub safe)."""
+    with _opened_config_files(folder, os.geteuid() if owner is None else owner) as files:
+        return [os.path.join(folder, name) for name, _ in files]
 
 
 def load_extra_config(load_subconfig, folder: str) -> list[str]:
-    """Load `extra_config_files(folder)` with the config file's own `load_subconfig`."""
-    files = extra_config_files(folder)
-    for path in files:
-        load_subconfig(path)
-    return files
+    """Load the files of `extra_config_files(folder)` with the config file's own
+    `load_subconfig`, each through the descriptor that was checked."""
+    loaded = []
+    with _opened_config_files(folder, os.geteuid()) as files:
+        for name, fd in files:
+            path = os.path.join(folder, name)
+            try:
+                load_subconfig(f"/proc/self/fd/{fd}")
+            except Exception as err:
+                raise RuntimeError(f"{path}: {type(err).__name__}: {err}") from err
+            loaded.append(path)
+    return loaded
 
 
 def render_jupyterhub_config(plan_file: str, user_env: str, config_d: str) -> str:

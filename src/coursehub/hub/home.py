@@ -27,7 +27,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ..hosting import Check, InstallationHealth, host_for  # noqa: F401 - Check: for the pages
+from ..hosting import Check, HostUnsupported, InstallationHealth, host_for  # noqa: F401
 from ..plan import INSTRUCTOR, STUDENT, Plan, load_plan
 
 TEMPLATES = str(Path(__file__).parent / "templates")  # c.JupyterHub.template_paths
@@ -269,7 +269,10 @@ def installation_courses(plan: Plan) -> list[CourseSummary]:
 def installation_health(plan: Plan) -> InstallationHealth:
     """What `coursehub status` knows of the installation, from its target (the same
     functions status calls). Blocking: HTTP to each process."""
-    return host_for(plan).health()
+    try:
+        return host_for(plan).health()
+    except HostUnsupported:  # coursehub's install lacks its targets: nothing to ask
+        return InstallationHealth(available=False)
 
 
 class HomePage:

@@ -17,6 +17,7 @@ from ltiauthenticator.utils import convert_request_to_dict
 from tornado import web
 from traitlets import Integer, Set, Unicode
 
+from ...hosting import HostUnsupported
 from ...lti.courses import LaunchContextError
 from ...lti.hosts import policy_for
 from ...lti.identity import LaunchIdentityError, LmsPeople, NameTakenError, own_name
@@ -84,7 +85,13 @@ class _CourseLaunch(PlanReader, Authenticator):
 
     async def carry_out(self, handler, launch) -> dict:
         """Decide and apply a verified launch; returns the authentication dict."""
-        site_file = self.host.site_file()
+        try:
+            site_file = self.host.site_file()
+        except HostUnsupported as err:  # this hub cannot apply a launch where it runs
+            self.log.error("LTI launch of %s cannot be applied: %s", launch.name, err)
+            raise web.HTTPError(
+                503, "This hub cannot take LMS launches now: %s", str(err)
+            ) from None
         try:
             site = load_site(site_file)
             launch, claim = self._own_name(launch, site)
