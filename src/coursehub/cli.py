@@ -99,8 +99,8 @@ def _print_login(inst, site_file: str) -> None:
 
 def cmd_up(args) -> int:
     from .safefs import UnsafePathError
-    from .targets.local.install import PreflightError, prepare
     from .targets.local.daemon import supervise
+    from .targets.local.install import PreflightError, prepare
     from .targets.local.runtime import Installation, save_runtime, start_detached, wait_healthy
 
     data_dir = _data_dir(args)
