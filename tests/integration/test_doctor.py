@@ -215,6 +215,7 @@ def test_own_hub_configuration_loads_last_and_one_others_could_change_is_refused
     file another account could write is a problem, and the hub refuses to start with it."""
     import requests
 
+    inst.up(check=True)  # the test before stops the installation
     config_d = inst.data_dir / "etc" / "jupyterhub_config.d"
     assert stat.S_IMODE(config_d.stat().st_mode) == 0o700 and config_d.stat().st_uid == 0
     metrics = f"{inst.url}hub/metrics"
