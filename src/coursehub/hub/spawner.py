@@ -77,7 +77,7 @@ class CourseLocalSpawner(PlanReader, LocalProcessSpawner):
         paths = self.plan.paths
         os.makedirs(paths.server_logs, mode=0o700, exist_ok=True)
         log = open(paths.server_log(person.name), "ab")  # noqa: SIM115 - closed below
-        os.chmod(log.name, 0o600)
+        os.fchmod(log.fileno(), 0o600)  # the file opened, not whatever the name is now
         self.popen_kwargs = {**self.popen_kwargs, "stdout": log, "stderr": STDOUT}
         try:
             ip, port = await super().start()

@@ -87,7 +87,9 @@ def supervise(inst: Installation) -> int:
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s",
     )
-    os.chmod(inst.log_file, 0o600)
+    for handler in logging.getLogger().handlers:  # the log file basicConfig opened
+        if isinstance(handler, logging.FileHandler):
+            os.fchmod(handler.stream.fileno(), 0o600)
     sup = build_supervisor(inst)
     try:
         sup.start_all()

@@ -42,7 +42,7 @@ class LocalHost:
         # the hub's child: a hub stop leaves it be.
         log = self.installation.paths.log("lti-apply")
         with open(log, "ab") as out:
-            os.chmod(log, 0o600)
+            os.fchmod(out.fileno(), 0o600)
             subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
                 [sys.executable, "-m", "coursehub", "up", "--site", site_file,
                  "--data-dir", self.data_dir, "--detach"],

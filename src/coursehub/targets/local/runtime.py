@@ -197,7 +197,7 @@ def start_detached(inst: Installation) -> int:
     """Start the supervisor in its own session, detached from this terminal."""
     inst.log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(inst.log_file, "ab") as out:
-        os.chmod(inst.log_file, 0o600)
+        os.fchmod(out.fileno(), 0o600)
         proc = subprocess.Popen(
             [sys.executable, "-m", "coursehub", "_supervise", "--data-dir", inst.data_dir],
             stdin=subprocess.DEVNULL,
