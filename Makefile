@@ -22,8 +22,12 @@ demo: setup
 demo-down:
 	$(COURSEHUB) down --data-dir $(DEMO_DATA)
 
+# Two test files at a time (each file's tests in one process, in order): most of the
+# suite waits on servers, so two keep both cores busy. TEST_JOBS=1 runs one at a time.
+TEST_JOBS ?= 2
+
 test: setup lint
-	$(VENV)/bin/python -m pytest -ra
+	$(VENV)/bin/python -m pytest -ra -n $(TEST_JOBS) --dist loadfile
 
 unit: setup
 	$(VENV)/bin/python -m pytest -ra tests/unit

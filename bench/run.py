@@ -77,7 +77,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="minutes to wait for other test runs on this machine to end (default 20, tiny 0)",
     )
     p.add_argument(
-        "--time-bound", type=float, default=None, help="minutes for the whole run (90, tiny 4)"
+        "--time-bound", type=float, default=None, help="minutes for the whole run (90, tiny 8)"
     )
     a = p.parse_args(argv)
     tiny = a.tiny
@@ -90,7 +90,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     a.sides = [s for s in a.sides.split(",") if s]
     a.only = set(a.only.split(","))
     a.wait_quiet = a.wait_quiet if a.wait_quiet is not None else (0 if tiny else 20)
-    a.time_bound = a.time_bound or (4 if tiny else 90)
+    a.time_bound = a.time_bound or (8 if tiny else 90)
     for s in a.sides:
         if s not in SIDE_CLASSES:
             p.error(f"unknown side {s!r}")

@@ -7,6 +7,7 @@ fails, the logs of every process of its installation are printed.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
 PORT_SPAN = 40  # hub.port .. hub.port + 10 + courses
+PORT_STEP = 50  # blocks start at multiples of it
 
 
 def _port_free(port: int) -> bool:
@@ -37,13 +39,33 @@ def _port_free(port: int) -> bool:
     return True
 
 
+_CLAIMS = Path(tempfile.gettempdir(), "coursehub-test-ports")
+_claimed: list[int] = []  # descriptors of this process's claims, held until it exits
+
+
+def _claim(port: int) -> bool:
+    """Claim the block at `port` for this process: two test processes at once (make
+    test runs two) never take the same block between looking and binding. A lock, not
+    a file that stays: a claim ends with the process that held it. Every block starts
+    at a multiple of PORT_STEP, so blocks at two different starts never overlap."""
+    _CLAIMS.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(_CLAIMS / str(port), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _claimed.append(fd)
+    return True
+
+
 def free_port_block(start: int = 21000) -> int:
-    """A base port with the next PORT_SPAN ports free."""
-    port = start + (os.getpid() % 50) * 100
+    """A base port with the next PORT_SPAN ports free, claimed by no other test process."""
+    port = start - start % PORT_STEP + (os.getpid() % 50) * 2 * PORT_STEP
     for _ in range(200):
-        if all(_port_free(p) for p in range(port, port + PORT_SPAN)):
+        if all(_port_free(p) for p in range(port, port + PORT_SPAN)) and _claim(port):
             return port
-        port += PORT_SPAN + 10
+        port += PORT_STEP
     raise RuntimeError("no free block of ports on loopback")
 
 

@@ -94,15 +94,19 @@ def attacks(plan: dict, port: int, trap: str) -> dict[str, str]:
         "/submission/../../" + root.lstrip("/") + "/gradebook.db",
     ]
     reader = (
-        "import os\ngot = []\n"
+        "import os, sys\ngot = []\n"
+        "SKIP = ('proc', 'sys', 'dev', 'usr', 'bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32')\n"
         f"for p in {secret_paths!r}:\n"
         "    try:\n"
         "        got.append(os.listdir(p) if os.path.isdir(p) else open(p, 'rb').read(50))\n"
         "    except OSError:\n"
         "        pass\n"
-        # and anywhere it can see: an honest student's answer, or this course's gradebook
+        # and anywhere it can see: an honest student's answer, or this course's gradebook;
+        # not the host's system folders nor the kernel's own environment (read-only binds
+        # of /usr and of the servers' venv, with no course's file): walking them alone
+        # can take longer than a cell may run
         "for top, dirs, files in os.walk('/'):\n"
-        "    dirs[:] = [d for d in dirs if d not in ('proc', 'sys', 'dev')]\n"
+        "    dirs[:] = [d for d in dirs if d not in SKIP and os.path.join(top, d) != sys.prefix]\n"
         "    for name in files:\n"
         "        if name.endswith(('.ipynb', '.db')):\n"
         "            try:\n"
