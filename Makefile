@@ -22,12 +22,13 @@ demo: setup
 demo-down:
 	$(COURSEHUB) down --data-dir $(DEMO_DATA)
 
-# Two test files at a time (each file's tests in one process, in order): most of the
-# suite waits on servers, so two keep both cores busy. TEST_JOBS=1 runs one at a time.
+# Two test files at a time (each file's tests in one process, in order), the longest
+# files first (tests/conftest.py): most of the suite waits on servers, so two keep
+# both cores busy. TEST_JOBS=1 runs one at a time.
 TEST_JOBS ?= 2
 
 test: setup lint
-	$(VENV)/bin/python -m pytest -ra -n $(TEST_JOBS) --dist loadfile
+	$(VENV)/bin/python -m pytest -ra -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder
 
 unit: setup
 	$(VENV)/bin/python -m pytest -ra tests/unit
