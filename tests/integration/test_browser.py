@@ -17,9 +17,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, Installation, wait_for
 
 from browser import CHROMIUM_ARGS
+from conftest import ROOT, Installation, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import coursehub
 
 from attacks import snapshot, swapping
+from conftest import coursehub
 from coursehub.plan import Plan
 from coursehub.targets.compose.envfiles import (
     POC_JHUB_VARIABLES,

@@ -17,8 +17,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from conftest import Installation
 
+from conftest import Installation
 from coursehub.folders import make_home
 from coursehub.plan import Plan
 from coursehub.targets.local import runtime

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
 from term import answer, fetch, ok, submit
 
+from conftest import wait_for
 from hubclient import Person
 from kernel import Kernel
 

@@ -13,10 +13,10 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, Installation
 from term import fetch, submit
 
 from browser import CHROMIUM, CHROMIUM_ARGS
+from conftest import ROOT, Installation
 from hubclient import Person
 
 pytestmark = pytest.mark.integration

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import Installation, wait_for
 
+from conftest import Installation, wait_for
 from hubclient import Person
 from kernel import Kernel
 

@@ -15,9 +15,9 @@ import xml.etree.ElementTree as ET
 import pytest
 import requests
 import yaml
-from conftest import named_in_site, wait_for
 from term import answer, create_and_release, fetch, submit
 
+from conftest import named_in_site, wait_for
 from hubclient import Person
 from ltiplatform import OutcomeService, launch_params, now, post_launch, signed_launch
 from pagecheck import assert_safe_page, assert_strict_policy

@@ -16,9 +16,9 @@ from contextlib import contextmanager
 import pytest
 import requests
 import yaml
-from conftest import Installation, named_in_site, wait_for
 from term import answer, create_and_release, fetch, submit
 
+from conftest import Installation, named_in_site, wait_for
 from coursehub.lti.identity import hub_name
 from hubclient import Person
 from ltiplatform import MEMBERSHIP, Platform

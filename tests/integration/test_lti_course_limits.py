@@ -16,9 +16,9 @@ import re
 import pytest
 import requests
 import yaml
-from conftest import wait_for
 from term import answer, create_and_release, fetch, submit
 
+from conftest import wait_for
 from hubclient import Person
 from ltiplatform import OutcomeService, launch_params, post_launch, signed_launch
 from pagecheck import assert_safe_page, assert_strict_policy

@@ -13,8 +13,8 @@ import os
 import pytest
 import requests
 import yaml
-from conftest import Installation, wait_for
 
+from conftest import Installation, wait_for
 from ltiplatform import launch_params, post_launch, signed_launch
 
 pytestmark = pytest.mark.integration

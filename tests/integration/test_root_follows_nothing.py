@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT  # noqa: F401 - puts tests/ on the path
 
 from attacks import snapshot, swapping
+from conftest import ROOT  # noqa: F401 - puts tests/ on the path
 
 pytestmark = pytest.mark.integration
 

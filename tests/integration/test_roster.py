@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from conftest import coursehub, wait_for
 
+from conftest import coursehub, wait_for
 from hubclient import Person
 from kernel import Kernel
 
