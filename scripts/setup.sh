@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything coursehub needs on this machine; safe to run again.
 #   - Debian packages (when root): nss_wrapper, Node.js, npm, Chromium, bubblewrap,
-#     docker-compose if missing
+#     Docker's engine and docker-compose, debootstrap, if missing
 #   - .venv: coursehub (editable), JupyterHub, nbgrader, test tools, from the lock
 #   - node_modules: configurable-http-proxy, from package-lock.json
 #   - the servers' environment (when root): /opt/coursehub/user-env, readable by every uid
@@ -23,7 +23,9 @@ if [ "$(id -u)" = 0 ]; then
   command -v npm >/dev/null || need+=(npm)
   [ -x /usr/bin/chromium ] || need+=(chromium)  # the browser tests drive Debian's Chromium
   command -v bwrap >/dev/null || need+=(bubblewrap)  # the grading sandbox
-  command -v docker-compose >/dev/null || need+=(docker-compose)  # validates rendered compose files
+  command -v docker-compose >/dev/null || need+=(docker-compose)  # runs rendered compose files
+  command -v dockerd >/dev/null || need+=(docker.io)  # the Docker host's tests start an engine
+  command -v debootstrap >/dev/null || need+=(debootstrap)  # ... and make its base image
   if [ ${#need[@]} -gt 0 ]; then
     step "Installing Debian packages: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive

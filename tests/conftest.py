@@ -6,6 +6,7 @@ from __future__ import annotations
 
 # The files that take minutes, longest first (the slowest durations of a run).
 LONGEST_FIRST = (
+    "tests/integration/test_docker_host.py",
     "tests/test_bench_tiny.py",
     "tests/integration/test_ansible.py",
     "tests/integration/test_grading_sandbox.py",

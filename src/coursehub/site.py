@@ -44,6 +44,16 @@ IMAGE_TAGS = {
     "standard": "standard",
 }
 DEFAULT_NETWORK = "jupyter-network"
+# What the Docker host's images are built FROM (docker.base_images). Any Debian or
+# Ubuntu image with Python 3 serves for the notebook and hub images, any with
+# Node.js and npm for the proxy; a site with its own mirror or hardened bases names them.
+BASE_IMAGE_KINDS = ("notebook", "hub", "proxy")
+DEFAULT_BASE_IMAGES = {
+    # Jupyter docker-stacks, pinned by date tag (a moving tag changes the images silently)
+    "notebook": "quay.io/jupyter/minimal-notebook:2025-03-14",
+    "hub": "python:3.12-slim-bookworm",
+    "proxy": "node:20-bookworm-slim",
+}
 
 _DOCKER_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -53,6 +63,11 @@ _DOCKER_SCHEMA: dict[str, Any] = {
             "type": "object",
             "additionalProperties": False,
             "properties": {role: {"type": "string"} for role in IMAGE_ROLES},
+        },
+        "base_images": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {kind: {"type": "string"} for kind in BASE_IMAGE_KINDS},
         },
         "network": {
             "type": "object",
@@ -257,9 +272,14 @@ class Docker:
     network_external: bool = True  # the POC's: made once, outside compose
     memory: str | None = None  # per person's server, Docker's units: "2G", "512M"
     cpu: float | None = None  # per person's server, in CPUs
+    base_images: tuple[tuple[str, str], ...] = tuple(DEFAULT_BASE_IMAGES.items())
 
     def image(self, environment: str) -> str:
         return dict(self.images)[environment]
+
+    def base_image(self, kind: str) -> str:
+        """What the notebook, hub or proxy image is built FROM."""
+        return dict(self.base_images)[kind]
 
 
 def image_namespace(org: str) -> str:
@@ -740,6 +760,16 @@ def _docker(raw: Any, org: Any, problems: list[str]) -> Docker | None:
                 f"write it as REPOSITORY:TAG, for example {images[role]!r}"
             )
         images[role] = image
+    bases = dict(DEFAULT_BASE_IMAGES)
+    for kind, image in _mapping(raw.get("base_images")).items():
+        if not isinstance(image, str) or kind not in BASE_IMAGE_KINDS:
+            continue  # reported by the schema
+        if not _IMAGE.match(image):
+            problems.append(
+                f"docker.base_images.{kind}: {image!r} is not an image name with a tag; "
+                f"write it as REPOSITORY:TAG, for example {DEFAULT_BASE_IMAGES[kind]!r}"
+            )
+        bases[kind] = image
     network = _mapping(raw.get("network"))
     name = network.get("name", DEFAULT_NETWORK)
     if isinstance(name, str) and not _NETWORK.match(name):
@@ -766,6 +796,7 @@ def _docker(raw: Any, org: Any, problems: list[str]) -> Docker | None:
         network_external=network.get("external", True) is not False,
         memory=memory if isinstance(memory, str) else None,
         cpu=float(cpu) if isinstance(cpu, int | float) and not isinstance(cpu, bool) else None,
+        base_images=tuple(bases.items()),
     )
 
 
@@ -838,6 +869,7 @@ def site_to_data(site: Site) -> dict[str, Any]:
         limits = {k: v for k, v in (("memory", d.memory), ("cpu", d.cpu)) if v is not None}
         data["docker"] = {
             "images": dict(d.images),
+            "base_images": dict(d.base_images),
             "network": {"name": d.network, "external": d.network_external},
             **({"limits": limits} if limits else {}),
         }

@@ -245,3 +245,23 @@ def named_in_site(data: dict) -> set[str]:
     for c in data.get("courses") or []:
         names |= set(c.get("instructors") or []) | set(c.get("students") or [])
     return names
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """A Docker engine (the running one, or one started for this run and removed after)."""
+    import dockerengine
+
+    engine = dockerengine.start()
+    try:
+        yield engine
+    finally:
+        dockerengine.stop(engine)
+
+
+@pytest.fixture(scope="session")
+def docker_base(docker_engine):
+    """The Debian base image every coursehub image of the tests builds FROM."""
+    import dockerengine
+
+    return dockerengine.base_image(docker_engine)

@@ -102,7 +102,9 @@ def test_compose_file_passes_docker_compose_config(shared):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     config = yaml.safe_load(proc.stdout)
-    assert set(config["services"]) == {"proxy", "jupyterhub", "intro101", "stats2"}
+    assert set(config["services"]) == {
+        "proxy", "jupyterhub", "intro101", "stats2", "intro101-receipts", "stats2-receipts",
+    }  # fmt: skip
     # what the engine would receive: env files read, grader under its own uid
     grader = config["services"]["intro101"]
     assert grader["environment"]["JUPYTERHUB_USER"] == "grader-intro101"
@@ -116,6 +118,7 @@ def test_every_dockerfile_passes_hadolint(shared):
     dockerfiles = sorted(out.glob("Dockerfile.*"))
     assert [p.name for p in dockerfiles] == [
         "Dockerfile.base", "Dockerfile.grader", "Dockerfile.hub", "Dockerfile.instructor",
+        "Dockerfile.proxy",
         "Dockerfile.standard", "Dockerfile.student",
     ]  # fmt: skip
     for dockerfile in dockerfiles:

@@ -6,6 +6,7 @@ import copy
 import hashlib
 import json
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -14,7 +15,7 @@ from sites import ADMIN_PASSWORD, USER_PASSWORD, shared_password_data, two_cours
 from coursehub.containers import grader_container
 from coursehub.plan import EXTENSIONS, GRADER, Plan
 from coursehub.secrets import secret_names
-from coursehub.site import SiteError, parse_site
+from coursehub.site import DEFAULT_BASE_IMAGES, SiteError, parse_site
 from coursehub.targets.compose.envfiles import (
     POC_JHUB_VARIABLES,
     POC_SERVICE_VARIABLES,
@@ -33,10 +34,19 @@ from coursehub.targets.compose.render import (
     compose_input,
     render_all,
 )
-from coursehub.targets.compose.versions import installed_version, pinned_closure
+from coursehub.targets.compose.versions import (
+    ENV_PATH,
+    PROXY_VERSION,
+    PROXY_VERSION_OLD_NODE,
+    installed_version,
+    pinned_closure,
+)
 
 ROOT = "/tmp/ch-compose-root"
 WHEEL = ("coursehub-0.1.0-py3-none-any.whl", b"PK-not-read-by-the-renderers")
+
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def make_input(data=None, secrets=None) -> ComposeInput:
@@ -128,16 +138,52 @@ def test_docker_section_errors_name_the_field_and_the_fix(docker, field, fix):
 # docker-compose.yml
 
 
-def test_services_are_proxy_hub_and_one_grader_per_course(compose, inp):
-    assert list(compose["services"]) == ["proxy", "jupyterhub", *inp.plan.courses]
+def servers(compose) -> dict[str, dict]:
+    """The services that answer on the network (all but the receipts scans)."""
+    return {k: v for k, v in compose["services"].items() if not k.endswith("-receipts")}
+
+
+def test_services_are_proxy_hub_and_a_grader_and_a_receipts_scan_per_course(compose, inp):
+    courses = list(inp.plan.courses)
+    assert list(servers(compose)) == ["proxy", "jupyterhub", *courses]
+    scans = [c for c in courses if inp.plan.courses[c].students]
+    assert scans and set(compose["services"]) - set(servers(compose)) == {
+        f"{c}-receipts" for c in scans
+    }
 
 
 def test_every_service_restarts_has_a_healthcheck_and_is_on_the_network(compose):
-    for name, service in compose["services"].items():
+    for name, service in servers(compose).items():
         assert service["restart"] == "unless-stopped", name
         assert service["healthcheck"]["test"][0] == "CMD", name
         assert service["healthcheck"]["retries"] >= 1
         assert service["networks"] == ["jupyter-network"], name
+
+
+def test_each_receipts_scan_runs_as_the_grader_with_no_token_and_no_network(compose, inp):
+    for course, g in inp.plan.courses.items():
+        if not g.students:
+            continue
+        scan, grader = compose["services"][f"{course}-receipts"], compose["services"][course]
+        assert scan["user"] == grader["user"] and scan["image"] == grader["image"]
+        assert scan["volumes"] == grader["volumes"]
+        assert scan["network_mode"] == "none" and "networks" not in scan
+        assert "env_file" not in scan  # the grader's token is in its env file alone
+        assert not any("TOKEN" in k for k in scan["environment"])
+        assert scan["cap_drop"] == ["ALL"] and scan["security_opt"] == ["no-new-privileges:true"]
+        cmd = scan["command"]
+        assert cmd[:3] == ["python", "-m", "coursehub.exchange.receipts"]
+        assert cmd[cmd.index("--inbound") + 1] == f"{inp.plan.paths.exchange}/{course}/inbound"
+        assert cmd[cmd.index("--receipts") + 1] == g.receipts
+        assert cmd[cmd.index("--every") + 1] == "15"
+
+
+def test_a_course_named_like_another_courses_receipts_scan_is_refused():
+    data = two_course_data()
+    first = data["courses"][0]
+    data["courses"].append({**first, "id": first["id"] + "-receipts"})
+    with pytest.raises(ComposeError, match="receipts service of course"):
+        render_all(make_input(data))
 
 
 def test_network_is_external_by_default_and_configurable(compose):
@@ -146,14 +192,16 @@ def test_network_is_external_by_default_and_configurable(compose):
     data["docker"] = {"network": {"name": "hubnet", "external": False}}
     other = yaml.safe_load(render_all(make_input(data))["docker-compose.yml"].content)
     assert other["networks"] == {"hubnet": {"name": "hubnet"}}
-    assert all(s["networks"] == ["hubnet"] for s in other["services"].values())
+    assert all(s["networks"] == ["hubnet"] for s in servers(other).values())
 
 
-def test_proxy_runs_apart_with_a_pinned_image_and_the_public_port(compose, inp):
+def test_proxy_runs_apart_built_here_as_nobody_on_the_public_port(compose, inp):
     proxy = compose["services"]["proxy"]
+    assert proxy["build"] == {"context": ".", "dockerfile": "Dockerfile.proxy"}
     image, tag = proxy["image"].rsplit(":", 1)
-    assert image == "quay.io/jupyterhub/configurable-http-proxy"
+    assert image == "test-school/proxy"
     assert re.fullmatch(r"\d+\.\d+\.\d+", tag)
+    assert proxy["user"] == "65534:65534"
     assert proxy["ports"] == [f"127.0.0.1:{inp.plan.ports.public}:8000"]
     cmd = proxy["command"]
     assert cmd[cmd.index("--default-target") + 1] == "http://jupyterhub:8081"
@@ -303,11 +351,10 @@ def test_complete_secrets_keeps_old_ones_and_makes_missing_ones():
 # Dockerfiles and images
 
 
-def test_images_build_on_pinned_docker_stacks_with_the_hubs_versions(files):
+def test_images_build_on_the_default_bases_with_the_hubs_versions(files):
     base = text(files, "Dockerfile.base")
-    (image,) = re.findall(r"^FROM (\S+)$", base, re.M)
-    assert image.startswith("quay.io/jupyter/minimal-notebook:")
-    assert not image.endswith(":latest")
+    assert re.findall(r"^FROM (\S+)$", base, re.M) == [DEFAULT_BASE_IMAGES["notebook"]]
+    assert not DEFAULT_BASE_IMAGES["notebook"].endswith(":latest")
     assert "libnss-wrapper" in base
     constraints = text(files, "constraints.txt")
     assert f"jupyterhub=={installed_version('jupyterhub')}\n" in constraints
@@ -315,8 +362,67 @@ def test_images_build_on_pinned_docker_stacks_with_the_hubs_versions(files):
     assert re.search(r"^nbgrader==0\.9\.", constraints, re.M)
     assert f"/tmp/coursehub/{WHEEL[0]}" in base
     hub = text(files, "Dockerfile.hub")
-    assert f'"/tmp/coursehub/{WHEEL[0]}[docker]"' in hub
+    assert re.findall(r"^FROM (\S+)$", hub, re.M) == [DEFAULT_BASE_IMAGES["hub"]]
+    assert f'"/tmp/coursehub/{WHEEL[0]}[docker]"' in hub and base
     assert "--constraint /tmp/coursehub/constraints.txt" in hub
+    proxy = text(files, "Dockerfile.proxy")
+    assert re.findall(r"^FROM (\S+)$", proxy, re.M) == [DEFAULT_BASE_IMAGES["proxy"]]
+
+
+def test_images_need_nothing_of_a_base_but_python_or_node():
+    """Any Debian or Ubuntu base serves: each Python environment is a venv the
+    Dockerfile makes (no conda, no docker-stacks script), python3-venv is installed
+    only where ensurepip is missing, and the proxy comes from npm."""
+    data = two_course_data()
+    data["docker"] = {
+        "base_images": {
+            "notebook": "registry.example.edu/debian:12",
+            "hub": "registry.example.edu/debian:12",
+            "proxy": "registry.example.edu/node:18",
+        }
+    }
+    files = render_all(make_input(data))
+    shared = []
+    for name in ("Dockerfile.base", "Dockerfile.hub"):
+        dockerfile, env = text(files, name), ENV_PATH
+        assert "FROM registry.example.edu/debian:12\n" in dockerfile
+        assert f"python3 -m venv {env}" in dockerfile
+        assert f"{env}/bin/pip install" in dockerfile
+        assert f"ENV PATH={env}/bin:$PATH" in dockerfile
+        assert "python3-venv" in dockerfile and "import ensurepip" in dockerfile
+        assert "conda" not in dockerfile.lower() and "fix-permissions" not in dockerfile
+        steps = [ln for ln in dockerfile.splitlines() if ln and not ln.startswith("#")]
+        shared.append(steps[: steps.index(f"ENV PATH={env}/bin:$PATH") + 1])
+    # word for word the same steps: on one base, the engine builds them once for both
+    assert shared[0] == shared[1]
+    proxy = text(files, "Dockerfile.proxy")
+    assert "FROM registry.example.edu/node:18\n" in proxy
+    assert '"configurable-http-proxy@$v"' in proxy
+    assert f"v={PROXY_VERSION}" in proxy and f"v={PROXY_VERSION_OLD_NODE}" in proxy
+    for env in ("student", "instructor", "grader", "standard"):
+        role = text(files, f"Dockerfile.{env}")
+        assert f"{ENV_PATH}/etc/jupyter/jupyter_server_config.json" in role
+        assert f"{ENV_PATH}/etc/jupyter/labconfig/page_config.json" in role
+    # no image runs as root or as a shared user unless told: the last USER is nobody
+    for name in ("Dockerfile.base", "Dockerfile.proxy"):
+        assert re.findall(r"^USER (\S+)$", text(files, name), re.M)[-1] == "65534:65534"
+
+
+def test_a_base_image_without_a_tag_is_refused_naming_the_field():
+    data = two_course_data()
+    data["docker"] = {"base_images": {"hub": "python"}}
+    with pytest.raises(SiteError) as err:
+        parse_site(data)
+    assert "docker.base_images.hub: 'python' is not an image name with a tag" in str(err.value)
+    data["docker"] = {"base_images": {"nodejs": "node:20"}}
+    with pytest.raises(SiteError) as err:
+        parse_site(data)
+    assert "docker.base_images: unknown key 'nodejs'" in str(err.value)
+
+
+def test_proxy_version_is_the_one_machine_s():
+    package = json.loads((REPO / "package.json").read_text())
+    assert package["dependencies"]["configurable-http-proxy"] == PROXY_VERSION
 
 
 def test_role_images_carry_the_plans_extensions(files, inp):

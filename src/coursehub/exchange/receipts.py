@@ -356,6 +356,18 @@ def _scan_one(book, student_fd, student, uid, name, limits, settle, budget) -> i
     return 1
 
 
+# How often each course's inbound folder is scanned (the local supervisor; on a Docker
+# host, the course's receipts container).
+SCAN_SECONDS = 15.0
+
+
+def scan_argv(python: str, inbound: str, receipts: str, every: float | None = None) -> list[str]:
+    """The command that scans one course (run as its grader), once or every `every` s."""
+    argv = [python, "-m", "coursehub.exchange.receipts", "--inbound", inbound]
+    argv += ["--receipts", receipts]
+    return argv + (["--every", f"{every:g}"] if every is not None else [])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m coursehub.exchange.receipts",
@@ -369,11 +381,27 @@ def main(argv: list[str] | None = None) -> int:
         default=10.0,
         help="seconds a folder must be unchanged before its receipt is made (default 10)",
     )
+    p.add_argument(
+        "--every",
+        type=float,
+        default=None,
+        help="scan again every so many seconds, for ever (a grader container's loop); "
+        "default: scan once",
+    )
     args = p.parse_args(argv)
-    made = scan_course(args.inbound, args.receipts, settle=args.settle)
-    if made:
-        print(f"{made} new receipt(s)")
-    return 0
+    while True:
+        try:
+            made = scan_course(args.inbound, args.receipts, settle=args.settle)
+        except (OSError, sqlite3.Error) as err:
+            if args.every is None:
+                raise
+            print(f"receipts: {err}", file=sys.stderr, flush=True)  # tried again next time
+            made = 0
+        if made:
+            print(f"{made} new receipt(s)", flush=True)
+        if args.every is None:
+            return 0
+        time.sleep(args.every)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from ...containers import JOVYAN_UID, ContainerSpec, grader_container
+from ...containers import ContainerSpec, grader_container
+from ...exchange.receipts import SCAN_SECONDS, scan_argv
 from ...ids import Ids
 from ...plan import (
     EXTENSIONS,
@@ -54,14 +55,22 @@ from .envfiles import (
     service_tokens_value,
 )
 from .hubconfig import render_jupyterhub_config
-from .versions import HUB_BASE_IMAGE, NOTEBOOK_BASE_IMAGE, PROXY_IMAGE, constraints_txt
+from .versions import (
+    ENV_PATH,
+    PROXY_NODE_MAJOR,
+    PROXY_VERSION,
+    PROXY_VERSION_OLD_NODE,
+    constraints_txt,
+)
 
 PROXY_SERVICE, HUB_SERVICE = SYSTEM_PROXY_HOST, SYSTEM_HUB_HOST
-JOVYAN_GID = 100  # docker-stacks' 'users' group, which owns its conda environment
+RECEIPTS_SUFFIX = "-receipts"  # each course's scan of its inbound folder: {course}-receipts
+NOBODY = "65534:65534"  # what an image runs as when nothing says otherwise
 PROXY_PORT = 8000  # inside the proxy's container; published on hub.ip:hub.port
 NOTEBOOK_ENVIRONMENTS = (STUDENT, INSTRUCTOR, GRADER, STANDARD)
 DOCKERFILES = {env: f"Dockerfile.{env}" for env in ("base", *NOTEBOOK_ENVIRONMENTS)}
 DOCKERFILES["hub"] = "Dockerfile.hub"
+DOCKERFILES["proxy"] = "Dockerfile.proxy"
 MANIFEST = ".coursehub-render.json"
 HEALTHCHECK = {"interval": "30s", "timeout": "10s", "retries": 3, "start_period": "30s"}
 RESTART = "unless-stopped"
@@ -131,6 +140,7 @@ def compose_input(
 class Images:
     base: str
     hub: str
+    proxy: str
     roles: dict[str, str]  # environment -> image
 
 
@@ -139,6 +149,7 @@ def images_of(inp: ComposeInput) -> Images:
     return Images(
         base=f"{ns}/notebook:base",
         hub=f"{ns}/jupyterhub:{inp.pins['jupyterhub']}",
+        proxy=f"{ns}/proxy:{PROXY_VERSION}",
         roles={env: inp.docker.image(env) for env in NOTEBOOK_ENVIRONMENTS},
     )
 
@@ -178,6 +189,14 @@ def check_renderable(plan: Plan) -> None:
             "'coursehub up' on the machine"
         )
     for i, course in enumerate(plan.courses):
+        if (
+            course.endswith(RECEIPTS_SUFFIX)
+            and course.removesuffix(RECEIPTS_SUFFIX) in plan.courses
+        ):
+            raise ComposeError(
+                f"courses[{i}].id: {course!r} is the name of the receipts service of course "
+                f"{course.removesuffix(RECEIPTS_SUFFIX)!r} on a Docker host; use another id"
+            )
         if course in (PROXY_SERVICE, HUB_SERVICE):
             raise ComposeError(
                 f"courses[{i}].id: {course!r} is the name of the {course} service on a Docker "
@@ -313,11 +332,13 @@ def render_compose_file(inp: ComposeInput) -> str:
     """docker-compose.yml: the proxy, the hub and one grader service per course."""
     net = inp.docker.network
     services: dict[str, dict] = {
-        PROXY_SERVICE: _proxy_service(inp.plan, net),
+        PROXY_SERVICE: _proxy_service(inp.plan, images_of(inp), net),
         HUB_SERVICE: _hub_service(inp.plan, images_of(inp), net),
     }
-    for course in inp.plan.courses:
+    for course, g in inp.plan.courses.items():
         services[course] = _grader_service(inp, course, net)
+        if g.students:
+            services[receipts_service(course)] = _receipts_service(inp, course, net)
     network = {"name": net, "external": True} if inp.docker.network_external else {"name": net}
     body = yaml.safe_dump(
         # the base URL, paths and addresses are text: no '$' of theirs is a variable
@@ -334,11 +355,13 @@ def render_compose_file(inp: ComposeInput) -> str:
     )
 
 
-def _proxy_service(plan: Plan, net: str) -> dict:
+def _proxy_service(plan: Plan, images: Images, net: str) -> dict:
     """configurable-http-proxy in a container of its own, on the public port."""
     args = proxy_args(plan, ip="0.0.0.0", port=PROXY_PORT, api_ip="0.0.0.0", hub_host=HUB_SERVICE)
     return {
-        "image": PROXY_IMAGE,
+        "build": {"context": ".", "dockerfile": DOCKERFILES["proxy"]},
+        "image": images.proxy,
+        "user": NOBODY,
         "restart": RESTART,
         "command": ["configurable-http-proxy", *args],
         "env_file": [ENV_PROXY],
@@ -417,6 +440,31 @@ def _grader_service(inp: ComposeInput, course: str, net: str) -> dict:
     }
 
 
+def receipts_service(course: str) -> str:
+    return f"{course}{RECEIPTS_SUFFIX}"
+
+
+def _receipts_service(inp: ComposeInput, course: str, net: str) -> dict:
+    """The scan that notes each new submission soon after it is made (what the local
+    supervisor runs every SCAN_SECONDS): the grader's uid, image and folders, no token."""
+    g = inp.plan.courses[course]
+    spec = grader_spec(inp, course)
+    inbound = f"{inp.plan.paths.exchange}/{course}/inbound"
+    return {
+        "image": spec.image,
+        "restart": RESTART,
+        "user": spec.user,
+        "group_add": [str(gid) for gid in spec.group_add],
+        "working_dir": spec.working_dir,
+        "command": scan_argv("python", inbound, g.receipts, every=SCAN_SECONDS),
+        "cap_drop": list(spec.cap_drop),
+        "security_opt": ["no-new-privileges:true"],
+        "environment": dict(sorted(spec.environment.items())),
+        "volumes": [f"{m.source}:{m.target}{':ro' if m.read_only else ''}" for m in spec.mounts],
+        "network_mode": "none",  # it reads and writes folders, and talks to nobody
+    }
+
+
 def _extension_comment(env: str) -> str:
     wanted = EXTENSIONS[env]
     return (
@@ -425,9 +473,48 @@ def _extension_comment(env: str) -> str:
     )
 
 
-def render_dockerfiles(inp: ComposeInput) -> dict[str, str]:
-    images = images_of(inp)
+_NO_VENV = "! python3 -c 'import ensurepip' 2>/dev/null"  # Debian's python3 without python3-venv
+
+
+def _coursehub_env(inp: ComposeInput) -> str:
+    """The steps after FROM that the hub and the notebook base share, word for word:
+    nss_wrapper, bubblewrap and a venv at ENV_PATH with coursehub[docker] at the rendering
+    environment's pins. When the two bases are the same image, the engine builds
+    these layers once and both images reuse them."""
     wheel = inp.wheel[0]
+    return (
+        "# hadolint ignore=DL3002\n"
+        "USER 0\n"
+        "# nss_wrapper: every person runs under their own uid, which it names (no shared\n"
+        "# image user); bubblewrap: the grading sandbox; python3-venv only where the\n"
+        "# base's python3 lacks ensurepip.\n"
+        "# DL3008 does not apply: the base image's tag pins the release, whose archive\n"
+        "# keeps only the current (security-fixed) version.\n"
+        "# hadolint ignore=DL3008\n"
+        "RUN export DEBIAN_FRONTEND=noninteractive \\\n"
+        "    && apt-get update --yes \\\n"
+        "    && apt-get install --yes --no-install-recommends libnss-wrapper bubblewrap \\\n"
+        f"    && if {_NO_VENV}; then \\\n"
+        "        apt-get install --yes --no-install-recommends python3-venv; fi \\\n"
+        "    && apt-get clean \\\n"
+        "    && rm -rf /var/lib/apt/lists/*\n"
+        f"COPY constraints.txt wheels/{wheel} /tmp/coursehub/\n"
+        f"RUN python3 -m venv {ENV_PATH} \\\n"
+        f"    && {ENV_PATH}/bin/pip install --no-cache-dir --disable-pip-version-check \\\n"
+        "        --constraint /tmp/coursehub/constraints.txt \\\n"
+        f'        "/tmp/coursehub/{wheel}[docker]" \\\n'
+        "    && rm -rf /tmp/coursehub\n"
+        f"ENV PATH={ENV_PATH}/bin:$PATH\n"
+    )
+
+
+def render_dockerfiles(inp: ComposeInput) -> dict[str, str]:
+    """The images, FROM the site's base images (docker.base_images): the hub, the proxy,
+    the notebook base and one image per environment on top of it. Nothing depends on a
+    base's own layout: the Python environment is a venv these files make, owned by
+    root (no server can change it)."""
+    images = images_of(inp)
+    docker = inp.docker
     jh, nbg = inp.pins["jupyterhub"], inp.pins["nbgrader"]
     out: dict[str, str] = {}
     out[DOCKERFILES["hub"]] = (
@@ -436,37 +523,37 @@ def render_dockerfiles(inp: ComposeInput) -> dict[str, str]:
         "# the coursehub that rendered it (constraints.txt). It runs as root: it starts\n"
         "# containers through the engine's socket and makes each person's home with\n"
         "# their uid before their container starts.\n"
-        f"FROM {HUB_BASE_IMAGE}\n"
-        f"COPY constraints.txt wheels/{wheel} /tmp/coursehub/\n"
-        "RUN python3 -m pip install --no-cache-dir --constraint /tmp/coursehub/constraints.txt \\\n"
-        f'        "/tmp/coursehub/{wheel}[docker]" \\\n'
-        "    && rm -rf /tmp/coursehub\n"
-        f"WORKDIR {inp.plan.paths.state}\n"
+        f"FROM {docker.base_image('hub')}\n"
+        + _coursehub_env(inp)
+        + f"WORKDIR {inp.plan.paths.state}\n"
         f"EXPOSE {inp.plan.ports.hub}\n"
         f"CMD {json.dumps(['jupyterhub', '-f', hub_config_file(inp.plan)])}\n"
     )
-    out[DOCKERFILES["base"]] = (
+    node_check = (
+        f'node -e \'process.exit(+process.versions.node.split(".")[0] >= {PROXY_NODE_MAJOR}'
+        " ? 0 : 1)'"
+    )
+    out[DOCKERFILES["proxy"]] = (
         _header(inp)
-        + f"# What every notebook image shares: Jupyter docker-stacks with JupyterHub {jh}\n"
-        f"# (the hub's version), nbgrader {nbg} and coursehub (its private exchange).\n"
-        f"FROM {NOTEBOOK_BASE_IMAGE}\n"
+        + f"# The proxy: configurable-http-proxy {PROXY_VERSION} from npm, the version one\n"
+        f"# machine runs ({PROXY_VERSION_OLD_NODE} on a Node.js older than {PROXY_NODE_MAJOR}),"
+        " as nobody.\n"
+        f"FROM {docker.base_image('proxy')}\n"
         "USER 0\n"
-        "# root (by number, as the uid each container gets) to install a Debian package.\n"
-        "# nss_wrapper: every person runs under their own uid, which it names (no shared\n"
-        "# jovyan uid). DL3008 does not apply: the base image's date tag pins the Ubuntu\n"
-        "# release, whose archive keeps only the current (security-fixed) version.\n"
-        "# hadolint ignore=DL3008\n"
-        "RUN apt-get update --yes \\\n"
-        "    && apt-get install --yes --no-install-recommends libnss-wrapper \\\n"
-        "    && apt-get clean \\\n"
-        "    && rm -rf /var/lib/apt/lists/*\n"
-        "# Installed as the image's own user (docker-stacks' jovyan, 1000:100); people and\n"
-        "# graders never run as it: each container gets the account's uid from the Plan.\n"
-        f"USER {JOVYAN_UID}\n"
-        f"COPY --chown={JOVYAN_UID}:{JOVYAN_GID} constraints.txt wheels/{wheel} /tmp/coursehub/\n"
-        "RUN pip install --no-cache-dir --constraint /tmp/coursehub/constraints.txt \\\n"
-        f"        /tmp/coursehub/{wheel} \\\n"
-        "    && rm -rf /tmp/coursehub\n"
+        f"RUN if {node_check}; then v={PROXY_VERSION}; else v={PROXY_VERSION_OLD_NODE}; fi \\\n"
+        '    && npm install --global --no-fund --no-audit "configurable-http-proxy@$v" \\\n'
+        "    && npm cache clean --force\n"
+        f"USER {NOBODY}\n"
+        f"EXPOSE {PROXY_PORT} {inp.plan.ports.proxy_api}\n"
+    )
+    out[DOCKERFILES["base"]] = (
+        _header(inp) + f"# What every notebook image shares: JupyterHub {jh} (the hub's version),\n"
+        f"# nbgrader {nbg} and coursehub (its private exchange).\n"
+        f"FROM {docker.base_image('notebook')}\n"
+        + _coursehub_env(inp)
+        + "# People and graders never run as the image's user: each container gets the\n"
+        "# account's uid from the Plan.\n"
+        f"USER {NOBODY}\n"
     )
     for env in NOTEBOOK_ENVIRONMENTS:
         out[DOCKERFILES[env]] = (
@@ -476,9 +563,9 @@ def render_dockerfiles(inp: ComposeInput) -> dict[str, str]:
             "# off on the server and in Lab.\n"
             f"FROM {images.base}\n"
             f"COPY images/{env}/jupyter_server_config.json "
-            '"${CONDA_DIR}/etc/jupyter/jupyter_server_config.json"\n'
+            f"{ENV_PATH}/etc/jupyter/jupyter_server_config.json\n"
             f"COPY images/{env}/page_config.json "
-            '"${CONDA_DIR}/etc/jupyter/labconfig/page_config.json"\n'
+            f"{ENV_PATH}/etc/jupyter/labconfig/page_config.json\n"
         )
     return out
 
@@ -645,7 +732,7 @@ def render_start(inp: ComposeInput) -> str:
     for env in NOTEBOOK_ENVIRONMENTS:
         lines.append(f"docker build --file {DOCKERFILES[env]} --tag {q(images.roles[env])} .")
     lines += [
-        "echo '==> Building the hub image'",
+        "echo '==> Building the hub and proxy images'",
         "$COMPOSE build",
         "echo '==> Starting proxy, hub and grader services'",
         "$COMPOSE up -d",

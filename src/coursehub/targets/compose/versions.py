@@ -13,12 +13,14 @@ import importlib.metadata as metadata
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-# configurable-http-proxy's image; the local target runs the same version (package.json).
-PROXY_IMAGE = "quay.io/jupyterhub/configurable-http-proxy:5.3.0"
-# Jupyter docker-stacks, pinned by date tag (a moving tag would change the images silently).
-NOTEBOOK_BASE_IMAGE = "quay.io/jupyter/minimal-notebook:2025-03-14"
-# The hub's own image: the official Python image of the same minor version as docker-stacks'.
-HUB_BASE_IMAGE = "python:3.12-slim-bookworm"
+# configurable-http-proxy, as the local target runs it (package.json); 5.x needs
+# Node.js 20, so on an older Node.js (Debian 12's is 18) the proxy image takes the
+# last release that runs there, as the Ansible role does on a host.
+PROXY_VERSION = "5.3.0"
+PROXY_VERSION_OLD_NODE = "4.6.3"
+PROXY_NODE_MAJOR = 20
+# Where every image's Python environment is made: a venv, whatever the base image is.
+ENV_PATH = "/opt/coursehub/env"
 
 
 def installed_version(name: str) -> str:

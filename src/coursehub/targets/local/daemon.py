@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from ...exchange.receipts import SCAN_SECONDS, scan_argv
 from ...lti.grades import AutoPush
 from .host import LocalHost
 from .reconcile import adopt_formgrader_students
@@ -23,7 +24,7 @@ class ReceiptScan:
     has not seen yet (coursehub.exchange.receipts), so that when a submission counts as
     made is coursehub's record from soon after it was made, not the student's word."""
 
-    interval = 15.0
+    interval = SCAN_SECONDS
 
     def __init__(self, inst: Installation):
         self.inst = inst
@@ -39,9 +40,7 @@ class ReceiptScan:
         for cid, g in plan.courses.items():
             if not g.students:
                 continue
-            argv = [python, "-m", "coursehub.exchange.receipts"]
-            argv += ["--inbound", f"{plan.paths.exchange}/{cid}/inbound"]
-            argv += ["--receipts", g.receipts]
+            argv = scan_argv(python, f"{plan.paths.exchange}/{cid}/inbound", g.receipts)
             proc = run_as_grader(self.inst, cid, argv, capture=True)
             if proc.returncode != 0:
                 logging.getLogger(__name__).warning(
