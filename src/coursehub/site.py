@@ -745,31 +745,33 @@ def split_host_entry(text: str) -> tuple[str, int | None]:
     return host, int(port) if port is not None else None
 
 
+def _image_names(
+    raw: dict, key: str, defaults: dict[str, str], problems: list[str]
+) -> dict[str, str]:
+    """docker.images or docker.base_images over their defaults; a name without a tag
+    is a problem naming the field (unknown keys are the schema's)."""
+    names = dict(defaults)
+    for which, image in _mapping(raw.get(key)).items():
+        if not isinstance(image, str) or which not in defaults:
+            continue  # reported by the schema
+        if not _IMAGE.match(image):
+            problems.append(
+                f"docker.{key}.{which}: {image!r} is not an image name with a tag; "
+                f"write it as REPOSITORY:TAG, for example {defaults[which]!r}"
+            )
+        names[which] = image
+    return names
+
+
 def _docker(raw: Any, org: Any, problems: list[str]) -> Docker | None:
     """Check the docker section's values (the schema checks its shape)."""
     if raw is None:
         return None
     raw = _mapping(raw)
-    images = default_images(org if isinstance(org, str) else "")
-    for role, image in _mapping(raw.get("images")).items():
-        if not isinstance(image, str) or role not in IMAGE_ROLES:
-            continue  # reported by the schema
-        if not _IMAGE.match(image):
-            problems.append(
-                f"docker.images.{role}: {image!r} is not an image name with a tag; "
-                f"write it as REPOSITORY:TAG, for example {images[role]!r}"
-            )
-        images[role] = image
-    bases = dict(DEFAULT_BASE_IMAGES)
-    for kind, image in _mapping(raw.get("base_images")).items():
-        if not isinstance(image, str) or kind not in BASE_IMAGE_KINDS:
-            continue  # reported by the schema
-        if not _IMAGE.match(image):
-            problems.append(
-                f"docker.base_images.{kind}: {image!r} is not an image name with a tag; "
-                f"write it as REPOSITORY:TAG, for example {DEFAULT_BASE_IMAGES[kind]!r}"
-            )
-        bases[kind] = image
+    images = _image_names(
+        raw, "images", default_images(org if isinstance(org, str) else ""), problems
+    )
+    bases = _image_names(raw, "base_images", DEFAULT_BASE_IMAGES, problems)
     network = _mapping(raw.get("network"))
     name = network.get("name", DEFAULT_NETWORK)
     if isinstance(name, str) and not _NETWORK.match(name):

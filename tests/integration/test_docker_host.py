@@ -21,6 +21,7 @@ import pytest
 import requests
 import yaml
 from dockerengine import docker
+from exchange_privacy import attack, attack_targets
 from term import answer, create_and_release, fetch, ok, scores, submit
 
 from conftest import coursehub, free_port_block, wait_for
@@ -232,6 +233,25 @@ def test_the_course_cycle_across_containers(stack, people):
         for name in students:
             nb = root / "submitted" / name / "hw1" / "hw1.ipynb"
             assert nb.is_file() and "def square" in nb.read_text(), nb
+
+
+def test_the_exchange_stays_private_from_inside_a_students_container(stack, people):
+    """From kai's own container, every way into lea's chem110 work and the grader's
+    fails: what is not mounted is not there, what is mounted keeps the Plan's modes."""
+    plan = stack.plan()
+    ex = Path(plan["paths"]["exchange"])
+    lea_before = {p.name for p in (ex / "chem110" / "inbound" / "lea").iterdir()}
+    results = attack(people["kai"], attack_targets(plan, "chem110", "hw1", "lea"))
+    allowed = {name: how for name, how in results.items() if how == "ALLOWED"}
+    assert not allowed, f"kai got through from his container: {allowed}"
+    assert "You can only submit as yourself (kai)" in results["nbgrader submit as the other"]
+    assert "pwned" not in (ex / "chem110" / "outbound" / "hw1" / "hw1.ipynb").read_text()
+    assert {p.name for p in (ex / "chem110" / "inbound" / "lea").iterdir()} == lea_before
+    # and kai's own submission still goes where it belongs
+    before = {p.name for p in (ex / "chem110" / "inbound" / "kai").iterdir()}
+    submit(people["kai"], "chem110", "hw1")
+    new = {p.name for p in (ex / "chem110" / "inbound" / "kai").iterdir()} - before
+    assert len(new) == 1 and next(iter(new)).startswith("kai+hw1+")
 
 
 def test_autograde_fails_closed_in_a_grader_container(stack, people):

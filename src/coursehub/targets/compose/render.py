@@ -421,22 +421,30 @@ def _grader_service(inp: ComposeInput, course: str, net: str) -> dict:
     spec = grader_spec(inp, course)
     in_env_file = set(grader_env_file_values(inp, course))
     return {
-        "image": spec.image,
-        "restart": RESTART,
-        "user": spec.user,
-        "group_add": [str(gid) for gid in spec.group_add],
-        "working_dir": spec.working_dir,
+        **_as_grader(spec),
         "command": list(spec.command or ()),
-        "cap_drop": list(spec.cap_drop),
         "security_opt": list(spec.security_opt),
         "env_file": [ENV_SERVICE.format(course=course)],
         "environment": {k: v for k, v in sorted(spec.environment.items()) if k not in in_env_file},
-        "volumes": [f"{m.source}:{m.target}{':ro' if m.read_only else ''}" for m in spec.mounts],
         "networks": [net],
         "depends_on": [HUB_SERVICE],
         "healthcheck": _healthcheck(
             _python_get(f"http://127.0.0.1:{SYSTEM_GRADER_PORT}{g.prefix}api")
         ),
+    }
+
+
+def _as_grader(spec: ContainerSpec) -> dict:
+    """What every service of a course's grader account shares: its image, uid, groups,
+    home and folders, and no capability."""
+    return {
+        "image": spec.image,
+        "restart": RESTART,
+        "user": spec.user,
+        "group_add": [str(gid) for gid in spec.group_add],
+        "working_dir": spec.working_dir,
+        "cap_drop": list(spec.cap_drop),
+        "volumes": [f"{m.source}:{m.target}{':ro' if m.read_only else ''}" for m in spec.mounts],
     }
 
 
@@ -451,16 +459,10 @@ def _receipts_service(inp: ComposeInput, course: str, net: str) -> dict:
     spec = grader_spec(inp, course)
     inbound = f"{inp.plan.paths.exchange}/{course}/inbound"
     return {
-        "image": spec.image,
-        "restart": RESTART,
-        "user": spec.user,
-        "group_add": [str(gid) for gid in spec.group_add],
-        "working_dir": spec.working_dir,
+        **_as_grader(spec),
         "command": scan_argv("python", inbound, g.receipts, every=SCAN_SECONDS),
-        "cap_drop": list(spec.cap_drop),
         "security_opt": ["no-new-privileges:true"],
         "environment": dict(sorted(spec.environment.items())),
-        "volumes": [f"{m.source}:{m.target}{':ro' if m.read_only else ''}" for m in spec.mounts],
         "network_mode": "none",  # it reads and writes folders, and talks to nobody
     }
 
