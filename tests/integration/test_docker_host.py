@@ -26,6 +26,7 @@ from term import answer, create_and_release, fetch, ok, scores, submit
 
 from conftest import coursehub, free_port_block, wait_for
 from hubclient import Person
+from kernel import Kernel
 
 pytestmark = pytest.mark.integration
 
@@ -237,13 +238,37 @@ def test_the_course_cycle_across_containers(stack, people):
 
 def test_the_exchange_stays_private_from_inside_a_students_container(stack, people):
     """From kai's own container, every way into lea's chem110 work and the grader's
-    fails: what is not mounted is not there, what is mounted keeps the Plan's modes."""
+    fails: what is not mounted is not there, what is mounted keeps the Plan's modes
+    (the same attacks as on one machine, tests/integration/exchange_privacy.py)."""
     plan = stack.plan()
     ex = Path(plan["paths"]["exchange"])
     lea_before = {p.name for p in (ex / "chem110" / "inbound" / "lea").iterdir()}
     results = attack(people["kai"], attack_targets(plan, "chem110", "hw1", "lea"))
+    # The engine makes the folders that hold a container's mount points (root's, 0755): kai
+    # may list them, and they hold his own mount points alone, never another's folder.
+    stubs = {"list inbound", "list exchange root"}
     allowed = {name: how for name, how in results.items() if how == "ALLOWED"}
-    assert not allowed, f"kai got through from his container: {allowed}"
+    assert set(allowed) <= stubs, f"kai got through from his container: {allowed}"
+    k = Kernel(people["kai"])
+    try:
+        seen = json.loads(
+            k.run(
+                "import json, os\n"
+                f"ex = {str(ex)!r}\n"
+                "print(json.dumps({p: sorted(os.listdir(os.path.join(ex, p)))"
+                " for p in ('', 'chem110', 'chem110/inbound', '.feedback')}))"
+            )
+            .strip()
+            .splitlines()[-1]
+        )
+    finally:
+        k.close()
+    assert seen == {
+        "": [".feedback", "chem110", "phys120"],  # his courses, his feedback
+        "chem110": ["inbound", "outbound"],
+        "chem110/inbound": ["kai"],
+        ".feedback": ["kai"],
+    }, seen
     assert "You can only submit as yourself (kai)" in results["nbgrader submit as the other"]
     assert "pwned" not in (ex / "chem110" / "outbound" / "hw1" / "hw1.ipynb").read_text()
     assert {p.name for p in (ex / "chem110" / "inbound" / "lea").iterdir()} == lea_before
