@@ -578,6 +578,7 @@ def cmd_sample(args) -> int:
 def cmd_render_compose(args) -> int:
     """Render a folder that runs the site on a Docker host (docker compose)."""
     from .containers import ContainerPlanError
+    from .targets.compose.changes import stack_changes
     from .targets.compose.render import ComposeError, render_all
     from .targets.compose.writer import OutputError, prepare_input, write_folder
 
@@ -597,6 +598,8 @@ def cmd_render_compose(args) -> int:
         f"host folders under {plan.layout.root}, coursehub {inp.pins['coursehub']} "
         f"with JupyterHub {inp.pins['jupyterhub']} and nbgrader {inp.pins['nbgrader']}"
     )
+    compose_file = out / "docker-compose.yml"
+    before = compose_file.read_text(encoding="utf-8") if compose_file.is_file() else None
     outcome = write_folder(out, files, force=args.force)
     _step(
         f"Wrote {out}: {len(outcome.written)} file(s) written, {len(outcome.unchanged)} unchanged"
@@ -606,6 +609,12 @@ def cmd_render_compose(args) -> int:
         _say(f"  kept {name}: it was changed after coursehub wrote it; --force replaces it")
     for name in outcome.left:
         _say(f"  left {name}: no longer rendered, but changed after coursehub wrote it")
+    after = compose_file.read_text(encoding="utf-8") if compose_file.is_file() else ""
+    changes = stack_changes(before, after, outcome.written)
+    _say("")
+    _say("On a running stack, start.sh (docker compose up -d) does this:")
+    for line in changes or ["nothing: every service stays as it runs"]:
+        _say(f"  {line}")
     _say("")
     _say("Next, on the Docker host, as root:")
     _say(f"  {out}/prepare-host.sh   # host folders and files with their owners (no Docker needed)")

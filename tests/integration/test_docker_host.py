@@ -341,5 +341,38 @@ def test_down_and_up_keep_users_passwords_files_and_gradebooks(stack, people):
     assert submitted(irene, "chem110") == {"kai", "lea"}
 
 
+def test_a_changed_site_file_is_applied_to_the_running_stack(stack, people):
+    """A course and a student added: render again says what restarts, start.sh applies it,
+    and what did not change keeps running."""
+    grader_before = _container(stack, "chem110")
+    data = yaml.safe_load(stack.site_file.read_text())
+    data["courses"].append(
+        {"id": "bio130", "title": "BIO", "instructors": ["irene"], "students": ["kai", "max"]}
+    )
+    stack.site_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    said = stack.render().stdout
+    assert "bio130: new, starts" in said and "bio130-receipts: new, starts" in said, said
+    assert "jupyterhub: starts again (the Plan changed)" in said, said
+    assert "chem110: starts again" not in said, said
+    stack.run("./start.sh")
+    wait_for(stack.healthy, 180, "the hub after the change")
+    assert _container(stack, "chem110") == grader_before  # left running
+    newcomer = Person(stack.url, "max")
+    newcomer.login("max-password-9")
+    assert newcomer.logged_in()
+    newcomer.start_server(timeout=180)
+    irene = Person(stack.url, "irene")
+    irene.login("irene-password-9")
+    wait_for(
+        lambda: irene.visit("services/bio130/lab").status_code == 200,
+        120,
+        "bio130's grader service through the hub",
+    )
+    create_and_release(irene, "bio130", "hw1")
+    fetch(newcomer, "bio130", "hw1")
+    names = {f["name"] for f in newcomer.server("GET", "api/contents/bio130/hw1").json()["content"]}
+    assert "hw1.ipynb" in names
+
+
 def _container(stack: Stack, service: str) -> str:
     return stack.compose("ps", "-q", service).stdout.strip()

@@ -9,6 +9,7 @@ two shell scripts.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
 import shlex
@@ -64,6 +65,7 @@ from .versions import (
 )
 
 PROXY_SERVICE, HUB_SERVICE = SYSTEM_PROXY_HOST, SYSTEM_HUB_HOST
+PLAN_LABEL = "org.coursehub.plan-sha256"
 RECEIPTS_SUFFIX = "-receipts"  # each course's scan of its inbound folder: {course}-receipts
 NOBODY = "65534:65534"  # what an image runs as when nothing says otherwise
 PROXY_PORT = 8000  # inside the proxy's container; published on hub.ip:hub.port
@@ -387,11 +389,19 @@ def _proxy_service(plan: Plan, images: Images, net: str) -> dict:
     }
 
 
+def plan_digest(plan: Plan) -> str:
+    """The digest of plan.json as rendered: a label of the hub's service, so that
+    'docker compose up -d' starts the hub again exactly when the Plan changed (the hub
+    reads its roles, services and people's groups from it when it starts)."""
+    return hashlib.sha256((plan.to_json() + "\n").encode()).hexdigest()
+
+
 def _hub_service(plan: Plan, images: Images, net: str) -> dict:
     """The hub, built from the folder's Dockerfile; it spawns people's containers."""
     return {
         "build": {"context": ".", "dockerfile": DOCKERFILES["hub"]},
         "image": images.hub,
+        "labels": {PLAN_LABEL: plan_digest(plan)},
         "restart": RESTART,
         "command": ["jupyterhub", "-f", hub_config_file(plan)],
         "env_file": [ENV_JHUB],
