@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import yaml
 
-from .envfiles import ENV_JHUB, ENV_PROXY, ENV_SERVICE
-
 # What a changed key of a service means, for the operator.
 _KEY_WORDS = {
     "labels": "the Plan changed",
@@ -33,19 +31,9 @@ def _services(text: str | None) -> dict[str, dict]:
     return dict(data.get("services") or {})
 
 
-def _env_file_services(written: list[str], services: dict[str, dict]) -> dict[str, str]:
-    """Services whose env file was written again (a secret or variable changed)."""
-    out = {}
-    for name in written:
-        if name == ENV_JHUB:
-            out["jupyterhub"] = "its environment changed"
-        elif name == ENV_PROXY:
-            out["proxy"] = "its environment changed"
-        else:
-            for course in services:
-                if name == ENV_SERVICE.format(course=course):
-                    out[course] = "its environment changed"
-    return out
+def _env_files_written(written: list[str], services: dict[str, dict]) -> set[str]:
+    """Services one of whose env files was written again (a secret or variable changed)."""
+    return {name for name, svc in services.items() if set(svc.get("env_file") or ()) & set(written)}
 
 
 def stack_changes(old_compose: str | None, new_compose: str, written: list[str]) -> list[str]:
@@ -58,7 +46,7 @@ def stack_changes(old_compose: str | None, new_compose: str, written: list[str])
     old = _services(old_compose)
     lines = [f"{name}: new, starts" for name in new if name not in old]
     lines += [f"{name}: no longer rendered, removed" for name in old if name not in new]
-    by_env_file = _env_file_services(written, new)
+    env_changed = _env_files_written(written, new)
     for name, after in new.items():
         before = old.get(name)
         if before is None:
@@ -67,8 +55,8 @@ def stack_changes(old_compose: str | None, new_compose: str, written: list[str])
             {_KEY_WORDS.get(k, f"its {k} changed") for k in set(before) | set(after)
              if before.get(k) != after.get(k)}
         )  # fmt: skip
-        if name in by_env_file and by_env_file[name] not in reasons:
-            reasons.append(by_env_file[name])
+        if name in env_changed and _KEY_WORDS["env_file"] not in reasons:
+            reasons.append(_KEY_WORDS["env_file"])
         if reasons:
             lines.append(f"{name}: starts again ({'; '.join(reasons)})")
     rebuilt = sorted({n for n in written if n.startswith(_IMAGE_INPUTS)})

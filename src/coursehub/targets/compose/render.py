@@ -333,9 +333,10 @@ def render_env_files(inp: ComposeInput) -> dict[str, str]:
 def render_compose_file(inp: ComposeInput) -> str:
     """docker-compose.yml: the proxy, the hub and one grader service per course."""
     net = inp.docker.network
+    images = images_of(inp)
     services: dict[str, dict] = {
-        PROXY_SERVICE: _proxy_service(inp.plan, images_of(inp), net),
-        HUB_SERVICE: _hub_service(inp.plan, images_of(inp), net),
+        PROXY_SERVICE: _proxy_service(inp.plan, images, net),
+        HUB_SERVICE: _hub_service(inp.plan, images, net),
     }
     for course, g in inp.plan.courses.items():
         services[course] = _grader_service(inp, course, net)
@@ -393,7 +394,12 @@ def plan_digest(plan: Plan) -> str:
     """The digest of plan.json as rendered: a label of the hub's service, so that
     'docker compose up -d' starts the hub again exactly when the Plan changed (the hub
     reads its roles, services and people's groups from it when it starts)."""
-    return hashlib.sha256((plan.to_json() + "\n").encode()).hexdigest()
+    return hashlib.sha256(plan_json(plan).encode()).hexdigest()
+
+
+def plan_json(plan: Plan) -> str:
+    """plan.json as the host gets it."""
+    return plan.to_json() + "\n"
 
 
 def _hub_service(plan: Plan, images: Images, net: str) -> dict:
@@ -611,7 +617,7 @@ def host_files(inp: ComposeInput) -> tuple[dict[str, str], list[HostFile]]:
         contents[source] = f.content
         placed.append(HostFile(source, f.path, f.uid, f.gid, f.mode, not f.overwrite))
     for path, content in (
-        (plan_file(plan), plan.to_json() + "\n"),
+        (plan_file(plan), plan_json(plan)),
         (plan.paths.ids_file, plan.ids.to_json() + "\n"),
     ):
         source = f"files/{host_path(plan, path)}"
