@@ -45,3 +45,41 @@ def test_coursehub_asks_the_hub_where_the_hub_serves_the_loader(plan):
 
     assert plan.load_courses_url == f"{plan.hub_api_url.removesuffix('/api')}{LOAD_COURSES_PATH}"
     assert [path for path, _ in live_handlers()] == [LOAD_COURSES_PATH]
+
+
+def test_courses_are_loaded_only_after_the_hub_has_started_its_services():
+    """The hub answers its API before it has started its services, and its start walks
+    them across awaits: a course loaded then (an LMS launch right after 'up') changed
+    the services under that walk, and the hub stopped ("dictionary changed size during
+    iteration"). Loading waits for the start to end."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from coursehub.hub.live import load_courses
+
+    touched: list[str] = []
+
+    class Db:
+        def commit(self):
+            touched.append("commit")
+
+    class App:
+        _service_map: dict = {}
+
+        @property
+        def db(self):
+            touched.append("db")
+            return Db()
+
+    async def run():
+        app = App()
+        app._start_future = asyncio.get_running_loop().create_future()
+        plan = SimpleNamespace(courses={}, roles=[], groups={})
+        task = asyncio.ensure_future(load_courses(app, plan, {}, set()))
+        await asyncio.sleep(0.05)
+        assert touched == [] and not task.done()  # still starting: nothing changed yet
+        app._start_future.set_result(None)
+        assert await asyncio.wait_for(task, 5) == []
+        assert touched[0] == "db"
+
+    asyncio.run(run())

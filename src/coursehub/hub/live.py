@@ -20,6 +20,7 @@ changing admins, the authenticator or a grader's address still restart the hub
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -33,6 +34,16 @@ from ..secrets import load_secrets
 from .services import course_service
 
 
+async def hub_started(app: Any) -> None:
+    """Return once the hub's own start is over. Its API answers before it has started
+    its services, and its start iterates them across awaits: a course loaded then (a
+    launch right after 'up') would change the services while the hub walks them, and
+    the hub would stop with "dictionary changed size during iteration"."""
+    started = getattr(app, "_start_future", None)
+    if started is not None and not started.done():
+        await asyncio.shield(started)
+
+
 async def load_courses(
     app: Any, plan: Plan, service_tokens: dict[str, str], no_confirm: set[str]
 ) -> list[str]:
@@ -41,6 +52,7 @@ async def load_courses(
     `app` is the running JupyterHub application; `no_confirm` its set of OAuth
     clients that skip the confirmation page (grader services do).
     """
+    await hub_started(app)
     db = app.db
     new = [cid for cid in plan.courses if cid not in app._service_map]
 
