@@ -106,8 +106,9 @@ def start() -> Engine:
     deadline = time.monotonic() + 60
     while not answers():
         if process.poll() is not None or time.monotonic() > deadline:
+            logs = engine.logs()
             stop(engine)
-            raise AssertionError(f"dockerd did not start:\n{engine.logs()}")
+            raise AssertionError(f"dockerd did not start:\n{logs}")
         time.sleep(0.5)
     return engine
 
@@ -117,6 +118,7 @@ def stop(engine: Engine) -> None:
     for image in engine.images:
         docker("image", "rm", "--force", image, check=False, timeout=120)
     if not engine.started or engine.process is None:
+        shutil.rmtree(engine.log.parent, ignore_errors=True)
         return
     engine.process.terminate()
     try:
@@ -128,6 +130,7 @@ def stop(engine: Engine) -> None:
     shutil.rmtree(EXEC_ROOT, ignore_errors=True)
     subprocess.run(["umount", "-R", str(DATA_ROOT)], capture_output=True, check=False)
     shutil.rmtree(DATA_ROOT, ignore_errors=True)
+    shutil.rmtree(engine.log.parent, ignore_errors=True)
 
 
 def has_image(name: str) -> bool:
