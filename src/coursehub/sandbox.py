@@ -159,16 +159,22 @@ def bwrap_argv(
     path_env: str = "",
     launcher: str | None = None,
     seccomp_fd: int | None = None,
+    procfs: bool = True,
 ) -> list[str]:
     """The whole command that runs `kernel_cmd` sandboxed. `submission` is the folder the
     grader would have run the kernel in; `connection_file` the host's copy of the kernel's
     connection file (shown read-only at CONNECTION_FILE, which kernel_cmd must name);
     `launcher` coursehub/sandbox_inside.py as installed beside the kernel (default: this
-    coursehub's); `seccomp_fd` a pipe holding seccomp_program()."""
-    argv = [bwrap, *_namespace_args()]
+    coursehub's); `seccomp_fd` a pipe holding seccomp_program(). `procfs` False where no
+    new /proc can be mounted (a container whose engine masks parts of its /proc): the
+    sandbox then has no /proc at all, and only the seccomp filter refuses nested user
+    namespaces (--disable-userns writes to /proc/sys), so it needs `seccomp_fd`."""
+    if not procfs and seccomp_fd is None:
+        raise ValueError("a sandbox without /proc needs the seccomp filter")
+    argv = [bwrap, *_namespace_args(procfs)]
     argv += _system_binds()
     argv += _host_readonly_binds(readonly)
-    argv += _scratch_mounts(limits)
+    argv += _scratch_mounts(limits, procfs)
     argv += _kernel_binds(submission, connection_file, launcher or launcher_file())
     # nothing writable but the tmpfs folders; the kernel starts in its scratch copy, tells
     # the grader its pid on info_fd and gets none of the grader's environment
@@ -187,12 +193,13 @@ def bwrap_argv(
     return [*argv, "--", *_inside_argv(kernel_cmd, limits)]
 
 
-def _namespace_args() -> list[str]:
+def _namespace_args(procfs: bool = True) -> list[str]:
     """Every namespace new, no privilege, nothing that outlives the grader or types into it."""
     return [
         "--unshare-all",  # user, mount, pid, network, ipc, uts, cgroup
         "--unshare-user",
-        "--disable-userns",  # no namespaces of its own inside
+        # no namespaces of its own inside (the seccomp filter refuses them too)
+        *(["--disable-userns"] if procfs else []),
         "--die-with-parent",
         "--new-session",  # no terminal to type into (TIOCSTI)
         "--cap-drop",
@@ -213,11 +220,10 @@ def _host_readonly_binds(readonly: Sequence[str]) -> list[str]:
     return argv
 
 
-def _scratch_mounts(limits: Limits) -> list[str]:
+def _scratch_mounts(limits: Limits, procfs: bool = True) -> list[str]:
     """/proc, /dev, and the sandbox's own size-limited tmpfs folders."""
     return [
-        "--proc",
-        "/proc",
+        *(["--proc", "/proc"] if procfs else []),
         "--dev",
         "/dev",
         # /dev is a tmpfs of bwrap's, unbounded: /dev/shm gets a size, the rest turns read-only
@@ -297,11 +303,12 @@ def _system_binds() -> list[str]:
     return argv
 
 
-def probe_argv(bwrap: str) -> list[str]:
+def probe_argv(bwrap: str, procfs: bool = True) -> list[str]:
     """The smallest sandbox of the same kind: whether this account can start one here."""
-    argv = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent"]
-    argv += _system_binds()
-    return [*argv, "--proc", "/proc", "--dev", "/dev", "--tmpfs", TMP, "--", "true"]
+    argv = [bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", *_system_binds()]
+    if procfs:
+        argv += ["--disable-userns", "--proc", "/proc"]
+    return [*argv, "--dev", "/dev", "--tmpfs", TMP, "--", "true"]
 
 
 # The IPython kernel, started isolated (-I: no PYTHONPATH, no user site, not the working
@@ -328,43 +335,73 @@ def isolated_python(kernel_cmd: Sequence[str]) -> list[str]:
 # ---- seccomp: system calls a graded notebook has no use for ------------------------------
 # memfd and SysV shared memory (memory no limit of a process counts), the kernel keyring
 # (shared with the account's other processes), setsid (each new session is a scheduling
-# group of its own: many would starve the notebooks graded beside it), and kernel
-# interfaces with a record of holes (userfaultfd, perf, bpf, io_uring). Refused with EPERM.
+# group of its own: many would starve the notebooks graded beside it), kernel interfaces
+# with a record of holes (userfaultfd, perf, bpf, io_uring), and joining other namespaces
+# (setns). Refused with EPERM.
 _DENIED = {
     "x86_64": {
         "memfd_create": 319, "memfd_secret": 447, "shmget": 29, "keyctl": 250,
         "add_key": 248, "request_key": 249, "setsid": 112, "userfaultfd": 323,
         "perf_event_open": 298, "bpf": 321, "io_uring_setup": 425, "io_uring_enter": 426,
-        "io_uring_register": 427,
+        "io_uring_register": 427, "setns": 308,
     },
     "aarch64": {
         "memfd_create": 279, "memfd_secret": 447, "shmget": 194, "keyctl": 219,
         "add_key": 217, "request_key": 218, "setsid": 157, "userfaultfd": 282,
         "perf_event_open": 241, "bpf": 280, "io_uring_setup": 425, "io_uring_enter": 426,
-        "io_uring_register": 427,
+        "io_uring_register": 427, "setns": 268,
     },
 }  # fmt: skip
+# New user namespaces (the way to every other kind of namespace and to a kernel's
+# capability checks) are refused by their flag: clone and unshare take it in their first
+# argument; clone3 takes it in memory a filter cannot read, so clone3 answers ENOSYS and
+# the C library falls back to clone, as it does under Docker's and systemd's filters.
+_NAMESPACE_CALLS = {
+    "x86_64": {"clone": 56, "unshare": 272, "clone3": 435},
+    "aarch64": {"clone": 220, "unshare": 97, "clone3": 435},
+}
+CLONE_NEWUSER = 0x10000000
 _AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 _X32_BIT = 0x40000000
 SHM_SIZE = 64 << 20  # /dev/shm (multiprocessing's semaphores and small buffers)
 
+# classic BPF: opcodes, seccomp_data offsets and return values
+_LD_W_ABS, _JEQ_K, _JGE_K, _JSET_K, _RET_K = 0x20, 0x15, 0x35, 0x45, 0x06
+_NR, _ARCH, _ARG0 = 0, 4, 16  # arguments are 64-bit: the low word first (little-endian)
+ALLOW, EPERM, ENOSYS = 0x7FFF0000, 0x00050001, 0x00050026
+
 
 def seccomp_program(machine: str | None = None) -> bytes | None:
-    """A classic-BPF seccomp filter (what bwrap --seccomp reads) refusing _DENIED with EPERM;
-    any other architecture's system calls (i386 on x86_64, x32) are refused too. None on a
-    machine coursehub has no table for."""
+    """A classic-BPF seccomp filter (what bwrap --seccomp reads) refusing _DENIED and new
+    user namespaces with EPERM and clone3 with ENOSYS; any other architecture's system
+    calls (i386 on x86_64, x32) are refused too. None on a machine coursehub has no table
+    for."""
     machine = machine or platform.machine()
     if machine not in _DENIED:
         return None
-    ld_abs, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
-    allow, eperm = 0x7FFF0000, 0x00050001
-    numbers = sorted(_DENIED[machine].values())
-    prog = [(ld_abs, 0, 0, 4), (jeq, 1, 0, _AUDIT_ARCH[machine]), (ret, 0, 0, eperm)]
-    prog.append((ld_abs, 0, 0, 0))
+    ns = _NAMESPACE_CALLS[machine]
+    # (opcode, true target, false target, k): targets are labels or None (next)
+    prog: list[tuple[int, str | None, str | None, int]] = [
+        (_LD_W_ABS, None, None, _ARCH),
+        (_JEQ_K, None, "eperm", _AUDIT_ARCH[machine]),
+        (_LD_W_ABS, None, None, _NR),
+    ]
     if machine == "x86_64":
-        prog += [(jge, 0, 1, _X32_BIT), (ret, 0, 0, eperm)]
-    for i, nr in enumerate(numbers):
-        # jump to the EPERM at the end when it matches (past the other tests and ALLOW)
-        prog.append((jeq, len(numbers) - i, 0, nr))
-    prog += [(ret, 0, 0, allow), (ret, 0, 0, eperm)]
-    return b"".join(struct.pack("=HBBI", *insn) for insn in prog)
+        prog.append((_JGE_K, "eperm", None, _X32_BIT))
+    prog += [(_JEQ_K, "eperm", None, nr) for nr in sorted(_DENIED[machine].values())]
+    prog.append((_JEQ_K, "enosys", None, ns["clone3"]))
+    prog.append((_JEQ_K, "flags", None, ns["clone"]))
+    prog.append((_JEQ_K, "flags", "allow", ns["unshare"]))
+    labels = {"flags": len(prog)}
+    prog += [(_LD_W_ABS, None, None, _ARG0), (_JSET_K, "eperm", "allow", CLONE_NEWUSER)]
+    for name, value in (("allow", ALLOW), ("eperm", EPERM), ("enosys", ENOSYS)):
+        labels[name] = len(prog)
+        prog.append((_RET_K, None, None, value))
+
+    def offset(pc: int, label: str | None) -> int:
+        return 0 if label is None else labels[label] - pc - 1
+
+    return b"".join(
+        struct.pack("=HBBI", code, offset(pc, jt), offset(pc, jf), k)
+        for pc, (code, jt, jf, k) in enumerate(prog)
+    )

@@ -1,6 +1,7 @@
 """The Docker host for real: the rendered folder built and started with its own
 start.sh on a Docker engine, then a term's course cycle through the published
-port only (autograde in a grader container is not there yet: see the test).
+port only: release, fetch, submit, collect, autograde in each course's grader
+container (in its grading sandbox), feedback.
 
 Irene teaches chem110 and phys120; kai takes both, lea only chem110. Everything
 goes through http://127.0.0.1:PORT (the proxy's container): logins, each
@@ -22,7 +23,16 @@ import requests
 import yaml
 from dockerengine import docker
 from exchange_privacy import attack, attack_targets
-from term import answer, create_and_release, fetch, ok, scores, submit
+from term import (
+    answer,
+    create_and_release,
+    fetch,
+    fetch_feedback,
+    grade_manually,
+    ok,
+    scores,
+    submit,
+)
 
 from conftest import coursehub, free_port_block, wait_for
 from hubclient import Person
@@ -37,6 +47,35 @@ COURSES = {"chem110": ["kai", "lea"], "phys120": ["kai"]}
 NETWORK = "coursehub-test-net"
 RIGHT = "def square(x):\n    return x * x"
 WRONG = "def square(x):\n    return x + x"
+# lea's chem110 answer: right only if one of the ways out of the grading sandbox that a
+# grader container offers got through (a user namespace of its own, the grader's token in
+# /proc, the gradebook, the hub on the compose network); each failing, she scores zero.
+ESCAPE = """\
+import ctypes, os, socket
+got = []
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.unshare(0x10000000) == 0:
+    got.append("userns")
+for pid in ("1", "self", "thread-self"):
+    try:
+        if b"TOKEN" in open(f"/proc/{{pid}}/environ", "rb").read():
+            got.append("token")
+    except OSError:
+        pass
+if any("TOKEN" in k for k in os.environ):
+    got.append("token in env")
+for path in ({gradebook!r}, {source!r}):
+    if os.path.exists(path):
+        got.append(path)
+try:
+    socket.create_connection(("jupyterhub", 8081), 3).close()
+    got.append("hub")
+except OSError:
+    pass
+if got:
+    def square(x):
+        return x * x
+"""
 
 
 def site(port: int, base: str) -> dict:
@@ -279,18 +318,41 @@ def test_the_exchange_stays_private_from_inside_a_students_container(stack, peop
     assert len(new) == 1 and next(iter(new)).startswith("kai+hw1+")
 
 
-def test_autograde_fails_closed_in_a_grader_container(stack, people):
-    """The grading sandbox (bubblewrap) cannot start in a grader container yet: the
-    engine's masks over /proc keep it from mounting its own. Autograde refuses to run
-    a student's code without it, says so, and grades nothing."""
-    irene = people["irene"]
-    r = irene.service("POST", "chem110", "formgrader/api/submission/hw1/kai/autograde")
-    assert r.status_code == 200, r.text[:300]
-    body = r.json()
-    assert body["success"] is False, body
+def test_autograde_and_feedback_in_the_grader_containers(stack, people):
+    """Each course's grader container grades in its grading sandbox (bubblewrap, with no
+    /proc there and nested user namespaces refused by seccomp): kai's right answers score,
+    lea's escape attempts from chem110's sandbox get nothing; feedback goes back to each
+    student's container."""
+    irene, kai, lea = people["irene"], people["kai"], people["lea"]
+    plan = stack.plan()
+    root = plan["courses"]["chem110"]["course_root"]
+    escape = ESCAPE.format(gradebook=f"{root}/gradebook.db", source=f"{root}/source/hw1")
+    answer(lea, "chem110", "hw1", escape, "I tried.")
+    submit(lea, "chem110", "hw1")
+    ok(irene.service("POST", "chem110", "formgrader/api/assignment/hw1/collect"))
+    for course, students in COURSES.items():
+        for name in students:
+            r = ok(irene.service("POST", course, f"formgrader/api/submission/hw1/{name}/autograde"))
+            assert r["success"], (course, name, r)
+    assert scores(irene, "chem110", "hw1") == {"kai": 2.0, "lea": 0.0}
+    assert scores(irene, "phys120", "hw1") == {"kai": 2.0}
     logs = stack.compose("logs", "--no-color", "chem110").stdout
-    assert "sandbox" in logs.lower(), logs[-3000:]
-    assert scores(irene, "chem110", "hw1") == {"kai": 0.0, "lea": 0.0}
+    assert "grading sandboxes run without /proc" in logs, logs[-3000:]
+    for course, students in COURSES.items():
+        for name in students:
+            grade_manually(irene, course, "hw1", name, 1 if name == "kai" else 0)
+        ok(irene.service("POST", course, "formgrader/api/assignment/hw1/generate_feedback"))
+        ok(irene.service("POST", course, "formgrader/api/assignment/hw1/release_feedback"))
+    for student, course, score in [
+        (kai, "chem110", "3"),
+        (kai, "phys120", "3"),
+        (lea, "chem110", "0"),
+    ]:
+        fetch_feedback(student, course, "hw1")
+        folder = student.server("GET", f"api/contents/{course}/hw1/feedback").json()["content"]
+        assert len(folder) == 1, folder
+        html = student.server("GET", f"api/contents/{folder[0]['path']}/hw1.html").json()
+        assert f"Score: {score}" in html["content"].replace(".0", ""), (student.name, course)
 
 
 def test_users_stay_connected_while_the_hub_container_is_killed(stack, people):

@@ -11,6 +11,7 @@ do not share it).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -38,10 +39,11 @@ LIMITS = sandbox.Limits(notebook_timeout=60, memory=512 << 20, processes=24, dis
 
 PROBE = textwrap.dedent(
     """
-    import json, os, socket, sys, time
+    import ctypes, json, os, socket, sys, time
     out = {"uid": os.getuid(), "cwd": os.getcwd(), "root": sorted(os.listdir("/"))}
     out["env"] = dict(os.environ)
-    out["pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+    if os.path.isdir("/proc"):
+        out["pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
     out["scratch"] = sorted(os.listdir("."))
     def attempt(fn):
         try:
@@ -59,6 +61,26 @@ PROBE = textwrap.dedent(
     out["fill_shm"] = attempt(lambda: open("/dev/shm/big", "wb").write(b"0" * (80 << 20)))
     out["memfd"] = attempt(lambda: os.memfd_create("hold"))
     out["setsid"] = attempt(os.setsid)
+    libc = ctypes.CDLL(None, use_errno=True)
+    def call(name, *args):
+        def run():
+            if getattr(libc, name)(*args) == -1:
+                raise OSError(ctypes.get_errno(), name)
+        return run
+    CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
+    # a user namespace of its own: capabilities inside it, and every other namespace
+    out["unshare_user"] = attempt(call("unshare", CLONE_NEWUSER))
+    out["unshare_user_net"] = attempt(call("unshare", CLONE_NEWUSER | CLONE_NEWNET))
+    nr = {"x86_64": (56, 435), "aarch64": (220, 435)}[os.uname().machine]
+    def clone_user():
+        pid = libc.syscall(nr[0], CLONE_NEWUSER | 17, 0, 0, 0, 0)
+        if pid == 0:
+            os._exit(0)  # the child, in a user namespace of its own
+        if pid == -1:
+            raise OSError(ctypes.get_errno(), "clone")
+        os.waitpid(pid, 0)
+    out["clone_user"] = attempt(clone_user)
+    out["clone3"] = 0 if libc.syscall(nr[1], 0, 0) == 0 else ctypes.get_errno()
     out["connect"] = attempt(lambda: socket.create_connection(("127.0.0.1", port), 2).close())
     out["memory"] = "done"
     try:
@@ -110,7 +132,7 @@ def listener():
     srv.close()
 
 
-def run_probe(folders, port: int, forks: int, env: dict | None = None) -> dict:
+def run_probe(folders, port: int, forks: int, env: dict | None = None, procfs: bool = True) -> dict:
     submission, conn, probe = folders
     bwrap = sandbox.find_bwrap()
     assert bwrap, "bubblewrap is installed by coursehub's setup"
@@ -128,6 +150,7 @@ def run_probe(folders, port: int, forks: int, env: dict | None = None) -> dict:
         info_fd=read_w,
         launcher=LAUNCHER,
         seccomp_fd=seccomp_r,
+        procfs=procfs,
     )
     # the probe is shown read-only at /probe.py, like the launcher (before / turns read-only)
     cut = cmd.index("--remount-ro")
@@ -147,10 +170,16 @@ def run_probe(folders, port: int, forks: int, env: dict | None = None) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_the_probe_reaches_only_its_own_sandbox(folders, listener):
+# With a /proc of its own (one machine), and without (a container whose engine masks parts
+# of /proc, as Docker does: the grader containers of a Docker host), where the seccomp
+# filter alone refuses nested user namespaces.
+@pytest.mark.parametrize("procfs", [True, False], ids=["with-proc", "without-proc"])
+def test_the_probe_reaches_only_its_own_sandbox(folders, listener, procfs):
     with socket.create_connection(("127.0.0.1", listener), 2):
         pass  # the host can reach it
-    out = run_probe(folders, listener, forks=5, env={"NBGRADER_EXECUTION": "autograde"})
+    out = run_probe(
+        folders, listener, forks=5, env={"NBGRADER_EXECUTION": "autograde"}, procfs=procfs
+    )
     assert out["uid"] == UID
     assert out["cwd"] == sandbox.SCRATCH
     # the host's filesystem: the system folders and the sandbox's own, nothing else
@@ -186,8 +215,14 @@ def test_the_probe_reaches_only_its_own_sandbox(folders, listener):
     assert out["memory"] == "MemoryError"
     assert not any("TOKEN" in k or "JUPYTERHUB" in k for k in out["env"])
     assert out["env"]["NBGRADER_EXECUTION"] == "autograde"
-    assert max(out["pids"]) < 10  # its own pid namespace: the host's processes are not there
+    if procfs:
+        assert max(out["pids"]) < 10  # its own pid namespace: the host's are not there
+    else:
+        assert "pids" not in out and "proc" not in out["root"]
     assert out["forked"] == 5
+    for attempt in ("unshare_user", "unshare_user_net", "clone_user"):
+        assert out[attempt] in ("PermissionError", "OSError"), (attempt, out[attempt])
+    assert out["clone3"] == errno.ENOSYS  # the C library falls back to clone
 
 
 def test_the_process_limit_is_per_sandbox(folders, listener):

@@ -242,7 +242,15 @@ def test_grader_services_are_what_grader_container_builds(compose, inp):
         assert "--ServerApp.port=8888" in service["command"]
         assert service["env_file"] == [f"env.service.{course}"]
         assert service["cap_drop"] == ["ALL"] == list(spec.cap_drop)
-        assert service["security_opt"] == list(spec.security_opt)
+        # its grading sandbox needs namespaces and mounts: the profile of the folder, no
+        # AppArmor profile; never privileges or capabilities
+        assert service["security_opt"] == [
+            *spec.security_opt,
+            "seccomp=./grader-seccomp.json",
+            "apparmor=unconfined",
+        ]
+        assert "no-new-privileges:true" in service["security_opt"]
+        assert "privileged" not in service and "cap_add" not in service
         assert service["depends_on"] == ["jupyterhub"]
         assert f"http://127.0.0.1:8888/services/{course}/api" in service["healthcheck"]["test"][-1]
         # env file and environment together are the container's whole environment
@@ -250,6 +258,24 @@ def test_grader_services_are_what_grader_container_builds(compose, inp):
         env.update(service["environment"])
         for key, value in spec.environment.items():
             assert env[key] == value, key
+
+
+def test_the_graders_seccomp_profile_lets_the_sandbox_start_and_refuses_the_rest(inp):
+    profile = json.loads(text(render_all(inp), "grader-seccomp.json"))
+    assert profile["defaultAction"] == "SCMP_ACT_ALLOW"
+    (rule,) = profile["syscalls"]
+    assert rule["action"] == "SCMP_ACT_ERRNO" and rule["errnoRet"] == 1
+    # what bubblewrap needs stays allowed; what no grader needs is refused
+    for needed in ("clone", "clone3", "unshare", "mount", "umount2", "pivot_root"):
+        assert needed not in rule["names"], needed
+    for refused in ("setns", "keyctl", "bpf", "init_module", "kexec_load", "userfaultfd"):
+        assert refused in rule["names"], refused
+    # receipts scanners run no notebook: the engine's default profile
+    for course in inp.plan.courses:
+        compose = yaml.safe_load(text(render_all(inp), "docker-compose.yml"))
+        assert compose["services"][f"{course}-receipts"]["security_opt"] == [
+            "no-new-privileges:true"
+        ]
 
 
 def test_no_grader_sees_secrets_state_or_another_course(compose, inp):

@@ -133,40 +133,80 @@ def test_dev_is_read_only_but_a_small_dev_shm():
     assert opts[i + 1 : i + 3] == ["--remount-ro", "/dev"]
 
 
-@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
-def test_seccomp_program_refuses_the_listed_calls(machine):
+def run_filter(prog: bytes, arch: int, nr: int, arg0: int = 0) -> int:
+    """Interpret a classic-BPF seccomp program for one system call."""
     import struct
 
-    prog = sandbox.seccomp_program(machine)
     insns = [struct.unpack("=HBBI", prog[i : i + 8]) for i in range(0, len(prog), 8)]
-    allow, eperm = 0x7FFF0000, 0x00050001
-    assert insns[-2] == (0x06, 0, 0, allow) and insns[-1] == (0x06, 0, 0, eperm)
+    pc = acc = 0
+    while True:
+        code, jt, jf, k = insns[pc]
+        if code == 0x20:
+            acc = {4: arch, 0: nr, 16: arg0 & 0xFFFFFFFF}[k]
+        elif code == 0x06:
+            return k
+        elif code in (0x15, 0x35, 0x45):
+            hit = {0x15: acc == k, 0x35: acc >= k, 0x45: bool(acc & k)}[code]
+            pc += jt if hit else jf
+        else:
+            raise AssertionError(f"unexpected instruction {code:#x}")
+        pc += 1
 
-    def run(arch: int, nr: int) -> int:
-        """Interpret the program for one system call."""
-        pc = 0
-        acc = 0
-        while True:
-            code, jt, jf, k = insns[pc]
-            if code == 0x20:
-                acc = {4: arch, 0: nr}[k]
-            elif code == 0x06:
-                return k
-            elif code in (0x15, 0x35):
-                hit = acc == k if code == 0x15 else acc >= k
-                pc += jt if hit else jf
-            pc += 1
 
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_seccomp_program_refuses_the_listed_calls(machine):
+    prog = sandbox.seccomp_program(machine)
     audit = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}[machine]
+
+    def run(arch: int, nr: int, arg0: int = 0) -> int:
+        return run_filter(prog, arch, nr, arg0)
+
     for name, nr in sandbox._DENIED[machine].items():
-        assert run(audit, nr) == eperm, name
-    for nr in (0, 1, 2, 3, 56, 57, 60, 63, 64, 221, 231):  # read, write, clone, exit, ...
+        assert run(audit, nr) == sandbox.EPERM, name
+    for nr in (0, 1, 2, 3, 57, 60, 63, 64, 221, 231):  # read, write, fork, exit, ...
         if nr not in sandbox._DENIED[machine].values():
-            assert run(audit, nr) == allow, nr
-    assert run(0x40000003, 0) == eperm  # i386 system calls on x86_64
+            assert run(audit, nr) == sandbox.ALLOW, nr
+    assert run(0x40000003, 0) == sandbox.EPERM  # i386 system calls on x86_64
     if machine == "x86_64":
-        assert run(audit, 0x40000000 + 1) == eperm  # x32
+        assert run(audit, 0x40000000 + 1) == sandbox.EPERM  # x32
     assert sandbox.seccomp_program("riscv64") is None
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_seccomp_program_refuses_new_user_namespaces(machine):
+    """Without /proc (in a container) --disable-userns cannot work: the filter is what
+    keeps a notebook from making a user namespace of its own, by clone or unshare."""
+    prog = sandbox.seccomp_program(machine)
+    audit = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}[machine]
+    calls = sandbox._NAMESPACE_CALLS[machine]
+    thread = 0x3D0F00  # what pthread_create passes to clone: no new namespace
+    sigchld = 17  # fork as clone
+    for call in ("clone", "unshare"):
+        assert run_filter(prog, audit, calls[call], sandbox.CLONE_NEWUSER) == sandbox.EPERM
+        assert run_filter(prog, audit, calls[call], sandbox.CLONE_NEWUSER | 0x20000) == (
+            sandbox.EPERM
+        )
+    assert run_filter(prog, audit, calls["clone"], thread) == sandbox.ALLOW
+    assert run_filter(prog, audit, calls["clone"], sigchld) == sandbox.ALLOW
+    assert run_filter(prog, audit, calls["unshare"], 0x200) == sandbox.ALLOW  # CLONE_FS
+    # clone3's flags are in memory the filter cannot read: ENOSYS, and libc falls back
+    assert run_filter(prog, audit, calls["clone3"]) == sandbox.ENOSYS
+    assert run_filter(prog, audit, sandbox._DENIED[machine]["setns"]) == sandbox.EPERM
+
+
+def test_without_proc_the_sandbox_has_none_and_needs_the_filter():
+    cmd = argv(procfs=False, seccomp_fd=9)
+    opts = cmd[: cmd.index("--")]
+    assert "--proc" not in opts and "/proc" not in opts
+    assert "--disable-userns" not in opts  # it writes /proc/sys: the filter does its work
+    assert opts[opts.index("--seccomp") + 1] == "9"
+    for flag in ("--unshare-all", "--unshare-user", "--die-with-parent", "--new-session"):
+        assert flag in opts
+    with pytest.raises(ValueError, match="seccomp"):
+        argv(procfs=False)
+    probe = sandbox.probe_argv("/usr/bin/bwrap", procfs=False)
+    assert "--proc" not in probe and "--disable-userns" not in probe
+    assert "--proc" in sandbox.probe_argv("/usr/bin/bwrap")
 
 
 def test_readonly_paths_are_the_kernels_environment_and_what_the_site_adds(tmp_path):

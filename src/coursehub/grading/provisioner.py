@@ -108,6 +108,7 @@ class GradingProvisioner(LocalProvisioner):
         seccomp_r = _seccomp_pipe()
         if seccomp_r is not None:
             passed.append(seccomp_r)
+        procfs = _procfs(bwrap, self.log)
         argv = sandbox.bwrap_argv(
             bwrap,
             kernel_cmd=kernel_cmd,
@@ -119,6 +120,7 @@ class GradingProvisioner(LocalProvisioner):
             readonly=sandbox.readonly_paths(kernel_cmd, self.readonly_paths),
             path_env=path_env,
             seccomp_fd=seccomp_r,
+            procfs=procfs,
         )
         await self._start_bwrap(argv, kwargs, os.path.dirname(host_file), passed)
         child = await self._sandbox_child(info_r)
@@ -309,6 +311,42 @@ def _bwrap() -> str:
             "installed: install Debian's bubblewrap package (coursehub's setup does)"
         )
     return bwrap
+
+
+_PROCFS: dict[str, bool] = {}
+
+
+def _procfs(bwrap: str, log: Any) -> bool:
+    """Whether this account's sandboxes can have a /proc of their own, found once per
+    process. In a container whose engine masks parts of /proc (Docker's default), the
+    kernel refuses a new one; the sandbox then goes without /proc and the seccomp filter
+    alone refuses nested user namespaces. A probe that fails both ways leaves the real
+    start to fail with its own message."""
+    if bwrap not in _PROCFS:
+        with_proc = _probe(sandbox.probe_argv(bwrap))
+        if with_proc is None or sandbox.seccomp_program() is None:
+            _PROCFS[bwrap] = True
+        elif _probe(sandbox.probe_argv(bwrap, procfs=False)) is None:
+            log.warning(
+                "coursehub grading: no new /proc can be mounted here (%s); grading sandboxes "
+                "run without /proc, nested user namespaces refused by their seccomp filter",
+                with_proc,
+            )
+            _PROCFS[bwrap] = False
+        else:
+            return True
+    return _PROCFS[bwrap]
+
+
+def _probe(argv: list[str]) -> str | None:
+    """None when the probe sandbox ran, else what bwrap said."""
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)  # noqa: S603
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return str(err)
+    return (
+        None if r.returncode == 0 else (" ".join(r.stderr.split())[:200] or f"exit {r.returncode}")
+    )
 
 
 def _submission_folder(kwargs: dict[str, Any]) -> str:

@@ -40,6 +40,7 @@ from ...plan import (
     server_config_json,
 )
 from ...site import SHARED_PASSWORD, Docker, Site, image_namespace
+from . import seccomp
 from .envfiles import (
     ADMIN_PASSWORD,
     ENV_JHUB,
@@ -439,7 +440,8 @@ def _grader_service(inp: ComposeInput, course: str, net: str) -> dict:
     return {
         **_as_grader(spec),
         "command": list(spec.command or ()),
-        "security_opt": list(spec.security_opt),
+        # its grading sandbox makes namespaces and mounts: see seccomp.py
+        "security_opt": [*spec.security_opt, *seccomp.SECURITY_OPT],
         "env_file": [ENV_SERVICE.format(course=course)],
         "environment": {k: v for k, v in sorted(spec.environment.items()) if k not in in_env_file},
         "networks": [net],
@@ -781,6 +783,7 @@ def render_all(inp: ComposeInput) -> dict[str, Rendered]:
     for name, content in render_image_configs(inp).items():
         text[name] = (content, 0o644)
     text["constraints.txt"] = (constraints_txt(inp.pins), 0o644)
+    text[seccomp.FILE] = (seccomp.grader_profile_json(), 0o644)
     text[hub_config_name(inp.plan)] = (
         render_jupyterhub_config(plan_file(inp.plan), inp.plan.paths.hub_config_d),
         0o644,
