@@ -202,7 +202,11 @@ def test_docker_and_systemd_tasks_carry_their_tags():
         uses_systemd = module == "ansible.builtin.systemd_service"
         uses_docker = name.startswith("docker_host : ") or (
             module == "ansible.builtin.command"
-            and (argv[0] == "docker" or str(argv[0]).endswith("/start.sh"))
+            and (
+                argv[0] == "docker"
+                or "coursehub_compose_command" in str(argv)
+                or str(argv[0]).endswith("/start.sh")
+            )
         )
         assert ("systemd" in tags) == uses_systemd, name
         assert ("docker" in tags) == uses_docker, name
@@ -293,11 +297,17 @@ def build_wheel(source: Path, dest: Path) -> Path:
 
 
 def provision(
-    host: Host, target: str, source: Path, site: Path | dict, wheel: Path | None = None
+    host: Host,
+    target: str,
+    source: Path,
+    site: Path | dict,
+    wheel: Path | None = None,
+    skip_tags: str = "docker,systemd",
+    **more_vars,
 ) -> str:
     """One run: the site from a file on the control machine or inline (coursehub_site);
     coursehub from the source folder, or from `wheel` when given."""
-    extra = host.extra_vars(target, source)
+    extra = {**host.extra_vars(target, source), **more_vars}
     if isinstance(site, dict):
         extra["coursehub_site"] = site
     else:
@@ -315,7 +325,7 @@ def provision(
             "local",
             "provisioning.yml",
             "--skip-tags",
-            "docker,systemd",
+            skip_tags,
             "--extra-vars",
             f"@{vars_file}",
         ]

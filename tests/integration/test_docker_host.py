@@ -438,3 +438,75 @@ def test_a_changed_site_file_is_applied_to_the_running_stack(stack, people):
 
 def _container(stack: Stack, service: str) -> str:
     return stack.compose("ps", "-q", service).stdout.strip()
+
+
+def test_ansible_provisions_this_docker_host(docker_engine, docker_base):
+    """The playbook's Docker tasks for real, against this machine and its engine (beside
+    the stack above): Debian's docker.io and docker-compose, coursehub in its venv, the
+    site file, render, prepare-host.sh and start.sh; the hub answers on its port; a
+    second run changes nothing. Only the systemd task is left out (no systemd runs here:
+    the engine was started by the tests)."""
+    from test_ansible import Host, _source_snapshot, provision, recap, task_results
+
+    work = Path(tempfile.mkdtemp(prefix="coursehub-ansible-docker-", dir="/tmp"))
+    work.chmod(0o755)  # the graders' uids traverse it to their folders
+    host = Host(work)
+    port = free_port_block(24000)
+    site = {
+        "org": "Dock Academy",
+        "auth": {"type": "first-use"},
+        "hub": {"ip": "127.0.0.1", "port": port, "base_url": "/"},
+        "courses": [{"id": "geo101", "title": "Geology", "instructors": ["uma"], "students": ["ola"]}],
+        "docker": {"base_images": {"notebook": docker_base, "hub": docker_base, "proxy": docker_base}},
+    }  # fmt: skip
+    extra = {
+        "org_name": "dockacademy",
+        "coursehub_docker_source": "distribution",
+        # a project of its own beside the stack above (compose names it after the folder)
+        "coursehub_compose_dir": str(host.install / "ansible-stack"),
+        "coursehub_network": "coursehub-ansible-net",
+    }
+    host.units.mkdir(parents=True)
+    source = _source_snapshot(work / "source")
+    try:
+        first = provision(host, "compose", source, site, skip_tags="systemd", **extra)
+        results = task_results(first)
+        assert results["docker_host : Install the distribution's Docker engine and docker-compose"]
+        assert results["compose_stack : Build the images and start the stack (start.sh)"] == {
+            "changed"
+        }
+        assert "docker_host : Add Docker's apt repository" not in results or results[
+            "docker_host : Add Docker's apt repository"
+        ] == {"skipping"}
+        url = f"http://127.0.0.1:{port}/hub/api/"
+        wait_for(lambda: _answers(url), 180, "the hub the playbook started")
+        again = provision(host, "compose", source, site, skip_tags="systemd", **extra)
+        assert recap(again)["changed"] == 0, again[-6000:]
+        assert task_results(again)[
+            "compose_stack : Build the images and start the stack (start.sh)"
+        ] == {"ok"}
+        assert _answers(url)
+    finally:
+        folder = host.install / "ansible-stack"
+        if (folder / "docker-compose.yml").exists():
+            compose = yaml.safe_load((folder / "docker-compose.yml").read_text())
+            docker_engine.images.extend(
+                sorted({svc["image"] for svc in compose["services"].values()})
+            )
+            docker_engine.images.extend(
+                f"dockacademy/notebook:{tag}"
+                for tag in ("base", "learner", "instructor", "grader", "standard")
+            )
+            subprocess.run(
+                ["docker-compose", "down", "--timeout", "5"], cwd=folder, capture_output=True,
+                timeout=300, check=False,
+            )  # fmt: skip
+        docker("network", "rm", "coursehub-ansible-net", check=False)
+        subprocess.run(["rm", "-rf", "--one-file-system", str(work)], check=False)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
