@@ -1,9 +1,10 @@
 """The provisioning playbook (deploy/ansible): syntax, ansible-lint, and real runs.
 
 The runs go against this machine (`-i localhost, -c local`) with every path under
-a temporary folder, and skip the tags `docker` (Docker's apt repository, building
-and starting the stack: no Docker engine runs here) and `systemd` (enabling and
-starting the unit: no systemd runs as PID 1 here). Everything else runs for real:
+a temporary folder, and skip the tags `docker` (installing Docker, building and
+starting the stack: those run for real in test_docker_host.py, where the tests'
+Docker engine is) and `systemd` (enabling and starting the unit: no systemd runs as
+PID 1 here). Everything else runs for real:
 Debian packages, coursehub built from this checkout and installed into a fresh
 venv, the site file, `coursehub render compose`, `prepare-host.sh`,
 configurable-http-proxy from npm, and the systemd unit, checked by
