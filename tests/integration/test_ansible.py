@@ -28,6 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jinja2
 import pytest
 import yaml
 
@@ -445,12 +446,24 @@ def test_render_wrote_the_compose_folder_with_private_env_files(runs):
     assert compose_file["networks"]["jupyter-network"]["external"] is True
     assert str(host.root) in compose_file["services"]["jupyterhub"]["command"][-1]
     assert "DOCKER_LEARNER_IMAGE=myedu/notebook:learner" in (host.compose / "env.jhub").read_text()
-    # What the docker-tagged tasks would run (no engine here): start.sh, executable, and
-    # the service the playbook restarts to load a new Plan.
+    # What the docker-tagged tasks run (for real in test_docker_host.py): start.sh,
+    # executable, and the service the playbook restarts to load a new Plan.
     assert os.access(host.compose / "start.sh", os.X_OK)
     restart = _role_tasks()["compose_stack : Restart the hub to load the new Plan"]
     argv = restart["ansible.builtin.command"]["argv"]
-    assert argv[:3] == ["docker", "compose", "restart"] and argv[3] in compose_file["services"]
+    defaults = yaml.safe_load((ANSIBLE_DIR / "group_vars" / "all.yml").read_text())
+    for source, compose in [
+        ("docker", ["docker", "compose"]),
+        ("distribution", ["docker-compose"]),
+    ]:
+        env = jinja2.Environment()  # noqa: S701 - a command line, not HTML
+        command = env.from_string(defaults["coursehub_compose_command"]).render(
+            coursehub_docker_source=source
+        )
+        expr = argv.strip().removeprefix("{{").removesuffix("}}")
+        got = env.compile_expression(expr)(coursehub_compose_command=command)
+        assert got == [*compose, "restart", "jupyterhub"], source
+    assert "jupyterhub" in compose_file["services"]
 
 
 def test_prepare_host_made_every_folder_of_the_plan_with_its_owner_and_mode(runs):
