@@ -361,6 +361,11 @@ _NAMESPACE_CALLS = {
     "aarch64": {"clone": 220, "unshare": 97, "clone3": 435},
 }
 CLONE_NEWUSER = 0x10000000
+# Socket families a notebook has no use for and the kernel has a record of holes in: the
+# kernel's crypto API (AF_ALG, with splice a way to write into the page cache of files it
+# can only read) and VM sockets (AF_VSOCK). Refused by socket()'s first argument.
+_SOCKET_CALL = {"x86_64": 41, "aarch64": 198}
+DENIED_FAMILIES = {"AF_ALG": 38, "AF_VSOCK": 40}
 _AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 _X32_BIT = 0x40000000
 SHM_SIZE = 64 << 20  # /dev/shm (multiprocessing's semaphores and small buffers)
@@ -372,8 +377,8 @@ ALLOW, EPERM, ENOSYS = 0x7FFF0000, 0x00050001, 0x00050026
 
 
 def seccomp_program(machine: str | None = None) -> bytes | None:
-    """A classic-BPF seccomp filter (what bwrap --seccomp reads) refusing _DENIED and new
-    user namespaces with EPERM and clone3 with ENOSYS; any other architecture's system
+    """A classic-BPF seccomp filter (what bwrap --seccomp reads) refusing _DENIED, new
+    user namespaces and sockets of DENIED_FAMILIES with EPERM and clone3 with ENOSYS; any other architecture's system
     calls (i386 on x86_64, x32) are refused too. None on a machine coursehub has no table
     for."""
     machine = machine or platform.machine()
@@ -390,10 +395,15 @@ def seccomp_program(machine: str | None = None) -> bytes | None:
         prog.append((_JGE_K, "eperm", None, _X32_BIT))
     prog += [(_JEQ_K, "eperm", None, nr) for nr in sorted(_DENIED[machine].values())]
     prog.append((_JEQ_K, "enosys", None, ns["clone3"]))
+    prog.append((_JEQ_K, "family", None, _SOCKET_CALL[machine]))
     prog.append((_JEQ_K, "flags", None, ns["clone"]))
     prog.append((_JEQ_K, "flags", "allow", ns["unshare"]))
     labels = {"flags": len(prog)}
     prog += [(_LD_W_ABS, None, None, _ARG0), (_JSET_K, "eperm", "allow", CLONE_NEWUSER)]
+    labels["family"] = len(prog)
+    prog.append((_LD_W_ABS, None, None, _ARG0))
+    prog += [(_JEQ_K, "eperm", None, family) for family in sorted(DENIED_FAMILIES.values())]
+    prog.append((_JEQ_K, "allow", "allow", 0))  # an unconditional jump to ALLOW
     for name, value in (("allow", ALLOW), ("eperm", EPERM), ("enosys", ENOSYS)):
         labels[name] = len(prog)
         prog.append((_RET_K, None, None, value))

@@ -81,6 +81,8 @@ PROBE = textwrap.dedent(
         os.waitpid(pid, 0)
     out["clone_user"] = attempt(clone_user)
     out["clone3"] = 0 if libc.syscall(nr[1], 0, 0) == 0 else ctypes.get_errno()
+    # the kernel's crypto API: with splice, a way to write into files it can only read
+    out["af_alg"] = attempt(lambda: socket.socket(socket.AF_ALG, socket.SOCK_SEQPACKET).close())
     out["connect"] = attempt(lambda: socket.create_connection(("127.0.0.1", port), 2).close())
     out["memory"] = "done"
     try:
@@ -223,6 +225,7 @@ def test_the_probe_reaches_only_its_own_sandbox(folders, listener, procfs):
     for attempt in ("unshare_user", "unshare_user_net", "clone_user"):
         assert out[attempt] in ("PermissionError", "OSError"), (attempt, out[attempt])
     assert out["clone3"] == errno.ENOSYS  # the C library falls back to clone
+    assert out["af_alg"] == "PermissionError"
 
 
 def test_the_process_limit_is_per_sandbox(folders, listener):

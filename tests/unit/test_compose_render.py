@@ -12,6 +12,7 @@ import pytest
 import yaml
 from sites import ADMIN_PASSWORD, USER_PASSWORD, shared_password_data, two_course_data
 
+from coursehub import sandbox
 from coursehub.containers import grader_container
 from coursehub.plan import EXTENSIONS, GRADER, Plan
 from coursehub.secrets import secret_names
@@ -263,8 +264,12 @@ def test_grader_services_are_what_grader_container_builds(compose, inp):
 def test_the_graders_seccomp_profile_lets_the_sandbox_start_and_refuses_the_rest(inp):
     profile = json.loads(text(render_all(inp), "grader-seccomp.json"))
     assert profile["defaultAction"] == "SCMP_ACT_ALLOW"
-    (rule,) = profile["syscalls"]
+    rule, clone3, *sockets = profile["syscalls"]
     assert rule["action"] == "SCMP_ACT_ERRNO" and rule["errnoRet"] == 1
+    assert clone3 == {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}
+    # AF_ALG and AF_VSOCK, as the sandbox's own filter refuses them
+    families = {s["args"][0]["value"] for s in sockets if s["names"] == ["socket"]}
+    assert families == set(sandbox.DENIED_FAMILIES.values()) and len(sockets) == 2
     # what bubblewrap needs stays allowed; what no grader needs is refused
     for needed in ("clone", "clone3", "unshare", "mount", "umount2", "pivot_root"):
         assert needed not in rule["names"], needed

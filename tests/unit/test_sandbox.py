@@ -173,7 +173,7 @@ def test_seccomp_program_refuses_the_listed_calls(machine):
 
 
 @pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
-def test_seccomp_program_refuses_new_user_namespaces(machine):
+def test_seccomp_program_refuses_new_user_namespaces_and_some_sockets(machine):
     """Without /proc (in a container) --disable-userns cannot work: the filter is what
     keeps a notebook from making a user namespace of its own, by clone or unshare."""
     prog = sandbox.seccomp_program(machine)
@@ -189,6 +189,11 @@ def test_seccomp_program_refuses_new_user_namespaces(machine):
     assert run_filter(prog, audit, calls["clone"], thread) == sandbox.ALLOW
     assert run_filter(prog, audit, calls["clone"], sigchld) == sandbox.ALLOW
     assert run_filter(prog, audit, calls["unshare"], 0x200) == sandbox.ALLOW  # CLONE_FS
+    sock = sandbox._SOCKET_CALL[machine]
+    for family in sandbox.DENIED_FAMILIES.values():
+        assert run_filter(prog, audit, sock, family) == sandbox.EPERM, family
+    for family in (1, 2, 10, 16):  # unix, inet, inet6, netlink
+        assert run_filter(prog, audit, sock, family) == sandbox.ALLOW, family
     # clone3's flags are in memory the filter cannot read: ENOSYS, and libc falls back
     assert run_filter(prog, audit, calls["clone3"]) == sandbox.ENOSYS
     assert run_filter(prog, audit, sandbox._DENIED[machine]["setns"]) == sandbox.EPERM
@@ -375,3 +380,28 @@ def test_a_course_folder_or_a_home_is_not_a_submission(tmp_path, monkeypatch):
     assert _not_a_submission(str(sub)) is None
     for folder in (course, tmp_path / "home", "/"):
         assert "a folder of its own" in _not_a_submission(str(folder))
+
+
+@pytest.mark.parametrize(
+    ("with_proc", "without_proc", "procfs"),
+    [
+        (None, None, True),  # one machine: a /proc of its own
+        ("bwrap: Can't mount proc on /newroot/proc: Operation not permitted", None, False),
+        # any other failure is not a masked /proc: the real start fails and says why
+        ("bwrap: setting up uid map: Permission denied", None, True),
+        ("Command '...' timed out after 30 seconds", None, True),
+        ("bwrap: Can't mount proc on /newroot/proc: Operation not permitted", "no", True),
+    ],
+)
+def test_the_sandbox_goes_without_proc_only_where_proc_cannot_be_mounted(
+    monkeypatch, with_proc, without_proc, procfs
+):
+    import logging
+
+    from coursehub.grading import provisioner
+
+    monkeypatch.setattr(provisioner, "_PROCFS", {})
+    monkeypatch.setattr(
+        provisioner, "_probe", lambda argv: with_proc if "--proc" in argv else without_proc
+    )
+    assert provisioner._procfs("/usr/bin/bwrap", logging.getLogger("test")) is procfs

@@ -319,13 +319,15 @@ _PROCFS: dict[str, bool] = {}
 def _procfs(bwrap: str, log: Any) -> bool:
     """Whether this account's sandboxes can have a /proc of their own, found once per
     process. In a container whose engine masks parts of /proc (Docker's default), the
-    kernel refuses a new one; the sandbox then goes without /proc and the seccomp filter
-    alone refuses nested user namespaces. A probe that fails both ways leaves the real
-    start to fail with its own message."""
+    kernel refuses a new one (bwrap: "Can't mount proc"); only then does the sandbox go
+    without /proc, the seccomp filter alone refusing nested user namespaces. Any other
+    failure leaves the real start to fail with its own message."""
     if bwrap not in _PROCFS:
         with_proc = _probe(sandbox.probe_argv(bwrap))
         if with_proc is None or sandbox.seccomp_program() is None:
             _PROCFS[bwrap] = True
+        elif "mount proc" not in with_proc:
+            return True  # another failure (a limit, a timeout): the real start says which
         elif _probe(sandbox.probe_argv(bwrap, procfs=False)) is None:
             log.warning(
                 "coursehub grading: no new /proc can be mounted here (%s); grading sandboxes "
