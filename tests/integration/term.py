@@ -95,6 +95,22 @@ def fetch_feedback(student: Person, course: str, assignment: str) -> dict:
     )
 
 
+def release_feedback(instructor: Person, course: str, assignment: str) -> None:
+    """Generate and release the feedback of every graded submission, in the formgrader."""
+    for step in ("generate_feedback", "release_feedback"):
+        ok(instructor.service("POST", course, f"formgrader/api/assignment/{assignment}/{step}"))
+
+
+def feedback_shows_score(student: Person, course: str, assignment: str, score: str) -> bool:
+    """Fetch one's feedback from one's own server: does its page show this score ("3")?"""
+    fetch_feedback(student, course, assignment)
+    folder = student.server("GET", f"api/contents/{course}/{assignment}/feedback").json()
+    assert len(folder["content"]) == 1, folder
+    page = f"api/contents/{folder['content'][0]['path']}/{assignment}.html"
+    html = student.server("GET", page).json()["content"]
+    return f"Score: {score}" in html.replace(".0", "")
+
+
 def grade_manually(instructor: Person, course: str, assignment: str, student: str, score: float):
     """Give the written answer of one student its score, in the formgrader."""
     subs = ok(
