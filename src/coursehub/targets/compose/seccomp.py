@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 
+from ...sandbox import DENIED_FAMILIES
+
 FILE = "grader-seccomp.json"  # in the rendered folder, read by compose when it starts one
 
 _DENIED = (
@@ -26,10 +28,6 @@ _DENIED = (
     "setns", "settimeofday", "stime", "swapoff", "swapon", "syslog", "sysfs", "_sysctl",
     "umount", "uselib", "userfaultfd", "ustat", "vm86", "vm86old",
 )  # fmt: skip
-# socket() families refused by their number: the kernel's crypto API and VM sockets, as
-# the grading sandbox's own filter refuses them (coursehub.sandbox.DENIED_FAMILIES)
-_DENIED_FAMILIES = (38, 40)
-
 EPERM = 1
 ENOSYS = 38
 
@@ -49,7 +47,8 @@ def grader_profile() -> dict:
                     "errnoRet": EPERM,
                     "args": [{"index": 0, "value": family, "op": "SCMP_CMP_EQ"}],
                 }
-                for family in _DENIED_FAMILIES
+                # the families the grading sandbox's own filter refuses
+                for family in sorted(DENIED_FAMILIES.values())
             ),
         ],
     }
